@@ -1,0 +1,2 @@
+"""dfbench.benchmark: config, protocols, preprocessing and crop cache, runner, metrics,
+results store, leaderboard and CLI."""

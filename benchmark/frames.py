@@ -1,0 +1,104 @@
+"""FrameSet: the face crops of a set of videos, as detectors train on and score them.
+
+A FrameSet holds uint8 crops (N, H, W, 3) (a NumPy array or memmap), one metadata row per
+frame, and optional per-frame extras that some recipes require (declared by the
+detector's ``requires``; built by ``dfbench.benchmark.data.load_frames``):
+
+  "paired_real"  uint8 (N, H, W, 3)    for a fake: the crop of its target's real video at the
+                                        same quality and frame index (pixel-aligned); a real: itself
+  "mask"         uint8 (N, H, W)       ground-truth manipulation mask in crop coordinates (0 = none)
+  "landmarks"    float32 (N, 5, 2)     MTCNN's 5 landmarks in crop pixel coordinates
+  "qualities"    uint8 (N, Q, H, W, 3) the same frame at every quality in ``attrs["qualities"]``
+
+Metadata columns: video_id, frame (frame index in the video), label, dataset, method,
+quality, face_found; loaders may add more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+META_COLUMNS: tuple[str, ...] = ("video_id", "frame", "label", "dataset", "method", "quality", "face_found")
+
+
+class FrameSet(Dataset):
+    """Frames + metadata + optional extras; ``frames[i]`` is a dict of tensors."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        meta: pd.DataFrame,
+        extras: Mapping[str, np.ndarray] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        if len(meta) != len(images):
+            raise ValueError(f"{len(images)} images but {len(meta)} metadata rows")
+        missing = [c for c in ("video_id", "label") if c not in meta.columns]
+        if missing:
+            raise ValueError(f"metadata lacks columns {missing}")
+        self.images = images
+        self.meta = meta.reset_index(drop=True)
+        self.extras: dict[str, np.ndarray] = dict(extras or {})
+        for key, value in self.extras.items():
+            if len(value) != len(images):
+                raise ValueError(f"extra {key!r} has {len(value)} rows, expected {len(images)}")
+        self.attrs: dict[str, Any] = dict(attrs or {})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.meta["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {
+            "image": torch.from_numpy(np.ascontiguousarray(self.images[i])).permute(2, 0, 1),
+            "label": torch.tensor(int(self.meta.at[i, "label"]), dtype=torch.long),
+            "index": torch.tensor(i, dtype=torch.long),
+        }
+        for key, value in self.extras.items():
+            item[key] = _to_tensor(key, np.ascontiguousarray(value[i]))
+        return item
+
+    def subset(self, rows: np.ndarray | pd.Series) -> FrameSet:
+        """A new FrameSet of the selected rows (boolean mask or integer positions)."""
+        idx = np.asarray(rows)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return FrameSet(
+            self.images[idx],
+            self.meta.iloc[idx],
+            {k: v[idx] for k, v in self.extras.items()},
+            self.attrs,
+        )
+
+    def __repr__(self) -> str:
+        n_videos = self.meta["video_id"].nunique()
+        fake = int(self.labels.sum())
+        return (
+            f"FrameSet({len(self)} frames of {n_videos} videos, {fake} fake / {len(self) - fake} real, "
+            f"{self.image_size}px, extras={sorted(self.extras)})"
+        )
+
+
+def _to_tensor(key: str, value: np.ndarray) -> torch.Tensor:
+    """Image-like extras become channel-first tensors like ``image``; others as they are."""
+    t = torch.from_numpy(value)
+    if value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] == 3:  # (H, W, 3)
+        return t.permute(2, 0, 1)
+    if value.dtype == np.uint8 and value.ndim == 4 and value.shape[-1] == 3:  # (Q, H, W, 3)
+        return t.permute(0, 3, 1, 2)
+    return t

@@ -1,0 +1,1 @@
+"""dfbench.datasets: one adapter per public dataset and the embedded synthetic benchmark."""

@@ -1,0 +1,497 @@
+"""The detector interface every recipe implements, and the shared training loop.
+
+A recipe is a ``Detector`` subclass plus a frozen ``DetectorConfig`` subclass holding the
+paper's hyperparameters as named defaults. Most recipes only override:
+
+  ``build()``          the inference network (default: a timm backbone with a 2-class head)
+  ``setup_training()`` extra training-only modules/optimizers (generators, bleach nets, ...)
+  ``training_step()``  one optimisation step on a batch (manual optimisation: the recipe
+                       calls ``self.optimizer_step(loss)`` or drives its own optimisers)
+
+``fit`` runs epochs, scores the validation set after each epoch (validation only: no test
+data ever reaches a detector during training), keeps the best state, writes a resumable
+checkpoint after each epoch, and restores the best state at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dfbench.benchmark.errors import ConfigError
+from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.metrics import auc, video_level
+from dfbench.benchmark.registry import Registry
+from dfbench.detectors.backbones import create_backbone
+
+CHECKPOINT_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings shared by every recipe. Subclasses add the paper's hyperparameters.
+
+    ``PRESETS`` maps a preset name to overrides; a subclass's presets are merged over its
+    parents' (see ``preset``). ``mini`` = embedded data on CPU in minutes; ``paper`` = the
+    paper's backbone, input size and schedule.
+    """
+
+    backbone: str = "resnet18"
+    pretrained: bool = False
+    weights: str | None = None  # local backbone checkpoint (loaded with weights_only=True)
+    input_size: int = 64
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    epochs: int = 6
+    batch_size: int = 32
+    optimizer: str = "adam"  # adam | adamw | radam | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_step_epochs: int = 0  # decay lr by lr_gamma every this many epochs (0 = constant)
+    lr_gamma: float = 0.1
+    max_steps_per_epoch: int = 0  # 0 = whole training set each epoch
+    paper: str = ""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "mini": {},
+        "paper": {"backbone": "efficientnet_b4", "input_size": 299, "epochs": 30, "batch_size": 32},
+    }
+
+    @classmethod
+    def preset(cls, name: str = "mini", **overrides: Any) -> DetectorConfig:
+        """Defaults, then the preset's overrides along the MRO (base first), then ``overrides``."""
+        values: dict[str, Any] = {}
+        known = set()
+        for klass in reversed(cls.__mro__):
+            presets = klass.__dict__.get("PRESETS")
+            if presets is not None:
+                known |= set(presets)
+                values.update(presets.get(name, {}))
+        if name not in known:
+            raise ConfigError(f"Unknown preset {name!r}; choose one of {sorted(known)}.")
+        values.update(overrides)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DetectorConfig:
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"Unknown config key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}."
+            )
+        coerced = {}
+        for key, value in values.items():
+            default = getattr(cls, key, None)
+            if isinstance(default, tuple) and isinstance(value, list):
+                value = tuple(value)
+            coerced[key] = value
+        return cls(**coerced)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> DetectorConfig:
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def config_hash(self) -> str:
+        blob = json.dumps({"class": type(self).__name__, **self.to_dict()}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FitReport:
+    """What training did: per-epoch logs, the selected epoch and its validation score."""
+
+    epochs_run: int = 0
+    best_epoch: int = -1
+    best_val_auc: float = float("nan")
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from_epoch: int = 0
+    wall_time_s: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- detector
+class Detector:
+    """A face-forgery detector: ``fit`` on frames, ``predict`` P(fake) per frame."""
+
+    config_class: ClassVar[type[DetectorConfig]] = DetectorConfig
+    # data a recipe needs beyond images and labels (see dfbench.benchmark.frames)
+    requires: ClassVar[frozenset[str]] = frozenset()
+    name: str = "detector"
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = self.config_class.preset("mini", **overrides)
+        elif overrides:
+            config = config.replace(**overrides)
+        if not isinstance(config, self.config_class):
+            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}.")
+        self.config = config
+        self.device = torch.device("cpu")
+        self.model: nn.Module | None = None
+        self.train_modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self._mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(config.std).view(1, 3, 1, 1)
+
+    # ---- scikit-learn-like introspection
+    def get_config(self) -> DetectorConfig:
+        return self.config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, backbone={self.config.backbone!r})"
+
+    # ---- networks
+    def build(self) -> nn.Module:
+        """The inference network: normalised images (N, 3, S, S) → logits (N, 2)."""
+        cfg = self.config
+        return create_backbone(cfg.backbone, num_classes=2, pretrained=cfg.pretrained, weights=cfg.weights)
+
+    def ensure_built(self) -> nn.Module:
+        if self.model is None:
+            self.model = self.build().to(self.device)
+        return self.model
+
+    def to(self, device: str | torch.device) -> Detector:
+        self.device = torch.device(device)
+        for module in [self.model, *self.train_modules.values()]:
+            if module is not None:
+                module.to(self.device)
+        return self
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) → float normalised (N, 3, S, S) on the detector's device."""
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        return self.normalize(self.resize(x))
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.config.input_size
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images → the backbone's normalisation (differentiable: attacks use it)."""
+        return (x - self._mean.to(x.device)) / self._std.to(x.device)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images → (N, 2) logits of the inference network."""
+        return self.model(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images → the last-layer (pre-logits) feature φ(x), (N, D)."""
+        model = self.model
+        return model.forward_head(model.forward_features(x), pre_logits=True)
+
+    # ---- training
+    def setup_training(self) -> None:
+        """Create ``self.optimizers['model']`` (and recipe extras). Called once per fit."""
+        self.optimizers["model"] = make_optimizer(self.config, self.model.parameters())
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Plain cross-entropy step (ERM). Recipes override this."""
+        x = self.preprocess(batch["image"])
+        y = batch["label"].to(self.device)
+        loss = F.cross_entropy(self.logits(x), y)
+        self.optimizer_step(loss)
+        return {"loss": float(loss.detach())}
+
+    def optimizer_step(self, loss: torch.Tensor, name: str = "model") -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def train_loader(self, train: FrameSet, seed: int, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        return DataLoader(train, batch_size=self.config.batch_size, shuffle=True, drop_last=len(train) > self.config.batch_size, generator=generator)
+
+    def fit(
+        self,
+        train: FrameSet,
+        val: FrameSet,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        checkpoint_dir: str | Path | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> FitReport:
+        """Train on ``train``; choose the epoch with the best validation video-level AUC.
+
+        With ``checkpoint_dir``, a checkpoint written after each epoch lets an interrupted
+        fit resume where it stopped (same config and seed), bit for bit on CPU.
+        """
+        self._check_requires(train)
+        started = time.perf_counter()
+        seed_everything(seed)
+        self.device = torch.device(device)
+        self.model = None
+        self.train_modules, self.optimizers, self.schedulers = {}, {}, {}
+        self.ensure_built()
+        self.setup_training()
+        self.to(self.device)
+        if self.config.lr_step_epochs and "model" in self.optimizers:
+            self.schedulers["model"] = torch.optim.lr_scheduler.StepLR(
+                self.optimizers["model"], step_size=self.config.lr_step_epochs, gamma=self.config.lr_gamma
+            )
+        report = FitReport()
+        best_state: dict[str, Any] | None = None
+        start_epoch = 0
+        ckpt_path = Path(checkpoint_dir) / "train_state.pt" if checkpoint_dir else None
+        if ckpt_path is not None and ckpt_path.exists():
+            resumed = self._load_train_state(ckpt_path, seed)
+            if resumed is not None:
+                start_epoch, best_state, report = resumed
+                report.resumed_from_epoch = start_epoch
+        for epoch in range(start_epoch, self.config.epochs):
+            logs = self._train_epoch(train, seed, epoch, progress)
+            val_scores = self.predict(val)
+            videos = video_level(val.meta, val_scores)
+            val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
+            logs.update(epoch=epoch, val_video_auc=val_auc)
+            report.history.append(logs)
+            # an undefined AUC (one-class validation set) ranks below any real one
+            score = -1.0 if np.isnan(val_auc) else val_auc
+            if best_state is None or score > report.best_val_auc:
+                report.best_epoch, report.best_val_auc = epoch, score
+                best_state = self.inference_state()
+            for sched in self.schedulers.values():
+                sched.step()
+            report.epochs_run = epoch + 1
+            if ckpt_path is not None:
+                self._save_train_state(ckpt_path, seed, epoch + 1, best_state, report)
+        if best_state is not None:
+            self.load_inference_state(best_state)
+        report.wall_time_s = time.perf_counter() - started
+        return report
+
+    def _train_epoch(self, train: FrameSet, seed: int, epoch: int, progress) -> dict[str, float]:
+        for module in [self.model, *self.train_modules.values()]:
+            module.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        loader = self.train_loader(train, seed, epoch)
+        total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
+        for batch in loader:
+            if steps >= total:
+                break
+            for key, value in self.training_step(batch).items():
+                sums[key] = sums.get(key, 0.0) + value
+            steps += 1
+            if progress is not None:
+                progress(f"epoch {epoch + 1}/{self.config.epochs}", steps, total)
+        return {k: v / max(steps, 1) for k, v in sums.items()}
+
+    def _check_requires(self, frames: FrameSet) -> None:
+        missing = sorted(k for k in self.requires if k not in frames.extras)
+        if missing:
+            raise ConfigError(
+                f"Detector {self.name!r} needs frame data {missing} that this training set lacks; "
+                f"load it with load_frames(..., requires={sorted(self.requires)})."
+            )
+
+    # ---- inference
+    @torch.no_grad()
+    def predict(self, frames: FrameSet | torch.Tensor, *, batch_size: int | None = None) -> np.ndarray:
+        """P(fake) for each frame, float64 (N,). Deterministic; training-only parts unused."""
+        model = self.ensure_built()
+        model.eval()
+        images = frames.images if isinstance(frames, FrameSet) else frames
+        bs = batch_size or max(self.config.batch_size * 2, 64)
+        out = []
+        for start in range(0, len(images), bs):
+            chunk = images[start : start + bs]
+            if isinstance(chunk, np.ndarray):
+                chunk = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
+            out.append(self.predict_proba_tensor(self.preprocess(chunk)).cpu())
+        if not out:
+            return np.zeros(0, dtype=np.float64)
+        return torch.cat(out).double().numpy()
+
+    def predict_proba_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images → P(fake) (N,). Recipes with another head override this."""
+        return torch.softmax(self.logits(x).float(), dim=1)[:, 1]
+
+    # ---- state and checkpoints
+    def inference_modules(self) -> dict[str, nn.Module]:
+        """Modules needed at inference (saved in a detector checkpoint)."""
+        return {"model": self.model}
+
+    def inference_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {k: {n: t.detach().cpu().clone() for n, t in m.state_dict().items()} for k, m in self.inference_modules().items()}
+
+    def load_inference_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        self.ensure_built()
+        modules = self.inference_modules()
+        for key, module in modules.items():
+            module.load_state_dict(state[key])
+
+    def save(self, path: str | Path) -> None:
+        """Inference checkpoint: detector name, config and tensors only (loadable with weights_only)."""
+        atomic_torch_save(
+            {"format": CHECKPOINT_FORMAT, "detector": self.name, "config": _plain(self.config.to_dict()), "state": self.inference_state()},
+            Path(path),
+        )
+
+    def load(self, path: str | Path) -> Detector:
+        """Load an inference checkpoint written by ``save`` into this detector (same recipe)."""
+        blob = read_checkpoint(path)
+        if blob.get("detector") != self.name:
+            raise ConfigError(f"Checkpoint {path} holds detector {blob.get('detector')!r}, not {self.name!r}.")
+        self.config = self.config_class.from_dict(blob["config"])
+        self.model = None
+        self.load_inference_state(blob["state"])
+        return self
+
+    def _save_train_state(self, path: Path, seed: int, next_epoch: int, best_state, report: FitReport) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "detector": self.name,
+            "config_hash": self.config.config_hash(),
+            "seed": seed,
+            "next_epoch": next_epoch,
+            "modules": {k: m.state_dict() for k, m in {"model": self.model, **self.train_modules}.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "best_state": best_state,
+            "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": _python_rng_state()},
+        }
+        atomic_torch_save(state, path)
+
+    def _load_train_state(self, path: Path, seed: int):
+        blob = read_checkpoint(path)
+        if blob.get("config_hash") != self.config.config_hash() or blob.get("seed") != seed:
+            return None  # a checkpoint of another config/seed is never mixed in
+        for key, module in {"model": self.model, **self.train_modules}.items():
+            module.load_state_dict(blob["modules"][key])
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(blob["optimizers"][key])
+        for key, sched in self.schedulers.items():
+            sched.load_state_dict(blob["schedulers"][key])
+        torch.set_rng_state(blob["rng"]["torch"])
+        _set_numpy_rng_state(blob["rng"]["numpy"])
+        _set_python_rng_state(blob["rng"]["python"])
+        r = blob["report"]
+        report = FitReport(best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"], history=list(r["history"]), epochs_run=blob["next_epoch"])
+        return int(blob["next_epoch"]), blob["best_state"], report
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A dfbench checkpoint, loaded with ``weights_only=True``; corrupt files raise ConfigError."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"Checkpoint {path} is unreadable or not a dfbench checkpoint ({exc}).") from exc
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"Checkpoint {path} is not a dfbench checkpoint of format {CHECKPOINT_FORMAT}.")
+    return blob
+
+
+def make_optimizer(cfg: DetectorConfig, params, *, lr: float | None = None, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
+    wd = cfg.weight_decay if weight_decay is None else weight_decay
+    kinds = {
+        "adam": lambda: torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=wd),
+        "adamw": lambda: torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=wd),
+        "radam": lambda: torch.optim.RAdam(params, lr=lr, betas=cfg.betas, weight_decay=wd),
+        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
+    }
+    if cfg.optimizer not in kinds:
+        raise ConfigError(f"Unknown optimizer {cfg.optimizer!r}; choose one of {sorted(kinds)}.")
+    return kinds[cfg.optimizer]()
+
+
+def _plain(value: Any) -> Any:
+    """Config values as plain JSON-like types (tuples → lists) for weights_only checkpoints."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached}
+
+
+def _set_numpy_rng_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
+
+
+def _python_rng_state() -> list[int]:
+    version, internal, gauss = random.getstate()
+    return [version, *internal, gauss if gauss is not None else -1.0]
+
+
+def _set_python_rng_state(s: list) -> None:
+    gauss = s[-1] if s[-1] != -1.0 else None
+    random.setstate((int(s[0]), tuple(int(v) for v in s[1:-1]), gauss))
+
+
+# --------------------------------------------------------------------------- registry
+DETECTORS: Registry[type[Detector]] = Registry("detector", base=Detector)
+
+
+def register_detector(name: str, cls: type[Detector], *, description: str = "", paper: str = "", **config_overrides: Any) -> None:
+    """Register a detector variant: a recipe class plus config overrides (e.g. an ablation)."""
+    DETECTORS.register(name, cls, description=description, paper=paper, overrides=config_overrides)
+
+
+def create_detector(name: str, *, preset: str = "mini", **overrides: Any) -> Detector:
+    """The one entry point: ``create_detector("two_gen_bat", preset="paper", backbone="xception41")``."""
+    cls = DETECTORS.get(name)
+    meta = DETECTORS.meta(name)
+    config = cls.config_class.preset(preset, **{**meta["overrides"], **overrides})
+    detector = cls(config)
+    detector.name = name
+    return detector
+
+
+def list_detectors() -> list[str]:
+    return DETECTORS.names()
+
+
+def clone_detector(detector: Detector) -> Detector:
+    """A fresh, unfitted detector with the same name and config (scikit-learn's ``clone``)."""
+    fresh = type(detector)(copy.deepcopy(detector.config))
+    fresh.name = detector.name
+    return fresh
