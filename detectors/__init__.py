@@ -24,3 +24,6 @@ __all__ = [
     "list_detectors",
     "register_detector",
 ]
+
+# recipe families (each module registers its variants)
+from dfbench.detectors import baselines  # noqa: E402,F401

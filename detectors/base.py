@@ -52,7 +52,7 @@ class DetectorConfig:
     paper's backbone, input size and schedule.
     """
 
-    backbone: str = "resnet18"
+    backbone: str = "resnet10t"
     pretrained: bool = False
     weights: str | None = None  # local backbone checkpoint (loaded with weights_only=True)
     input_size: int = 64

@@ -1,0 +1,267 @@
+"""The ``dfbench`` command line.
+
+  dfbench run --protocol cross_quality --detector erm           # embedded data, CPU ok
+  dfbench leaderboard                                           # HTML + CSV + Markdown
+  dfbench check [--protocol P --detector D]                     # regression check vs reference AUCs
+  dfbench preprocess --dataset ffpp --root DIR
+  dfbench datasets check ROOT [--dataset ffpp]
+  dfbench data synth [--out DIR] [--scale mini]
+  dfbench list detectors|protocols|datasets
+
+User mistakes end with one ``error:`` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dfbench.benchmark.errors import ConfigError, DfbenchError
+
+
+def _parse_assignments(items: list[str], option: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}.")
+        out[key.strip()] = yaml.safe_load(value)  # numbers, booleans, lists as YAML
+    return out
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be at least 1.")
+    return list(range(args.seed, args.seed + args.seeds))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dfbench.benchmark.runner import RunRequest, matrix_table, run
+
+    overrides = _parse_assignments(args.set, "--set")
+    if args.backbone:
+        overrides["backbone"] = args.backbone
+    if args.weights:
+        overrides["weights"] = args.weights
+    if args.pretrained:
+        overrides["pretrained"] = True
+    request = RunRequest(
+        protocol=args.protocol,
+        detector=args.detector,
+        preset=args.preset,
+        seeds=_seeds(args),
+        device=args.device,
+        data_root=Path(args.data_root) if args.data_root else None,
+        dataset_roots={k: Path(str(v)) for k, v in _parse_assignments(args.dataset_root, "--dataset-root").items()},
+        results_root=Path(args.results) if args.results else None,
+        overrides=overrides,
+        fresh=args.fresh,
+        rebuild_cache=args.rebuild_cache,
+        progress=not args.no_progress,
+    )
+    rows = run(request)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        for level in ("video", "frame"):
+            table = matrix_table(rows, metric="auc", level=level)
+            if not table.empty:
+                print(f"\n{level}-level AUC (mean over {len(request.seeds)} seed(s)); rows = training, columns = test")
+                print(table.to_string())
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from dfbench.benchmark.leaderboard import build_leaderboard, load_reference
+    from dfbench.benchmark.results import ResultsStore
+    from dfbench.benchmark.settings import get_settings
+
+    store = ResultsStore(Path(args.results) if args.results else get_settings().results)
+    results = store.read_all()
+    if results.empty:
+        raise DfbenchError(f"No results under {store.root}; run `dfbench run ...` first or pass --results DIR.")
+    out = Path(args.out) if args.out else store.root.parent / "leaderboard"
+    paths = build_leaderboard(results, out, reference=load_reference())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from dfbench.benchmark.check import check_against_reference, write_reference
+    from dfbench.benchmark.results import ResultsStore
+    from dfbench.benchmark.settings import get_settings
+
+    reference = Path(args.reference) if args.reference else Path(str(resources.files("dfbench.reference") / "mini.json"))
+    results_root = Path(args.results) if args.results else get_settings().results
+    if args.protocol:
+        from dfbench.benchmark.runner import RunRequest, run
+
+        run(RunRequest(protocol=args.protocol, detector=args.detector, seeds=_seeds(args), results_root=results_root,
+                       overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress))
+    results = ResultsStore(results_root).read_all()
+    if args.write:
+        write_reference(results, reference, tolerance=args.tolerance, protocols=[args.protocol] if args.protocol else None)
+        print(f"wrote reference AUCs to {reference}")
+        return 0
+    if not reference.is_file():
+        raise DfbenchError(f"Reference file {reference} does not exist; create it with `dfbench check --write`.")
+    outcome = check_against_reference(results, reference, tolerance=args.tolerance)
+    print(outcome.report() if hasattr(outcome, "report") else outcome)
+    return 0 if outcome.ok else 1
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from dfbench.benchmark.preprocess.cache import CropCache, CropParams
+    from dfbench.benchmark.preprocess.pipeline import preprocess
+    from dfbench.benchmark.settings import get_settings
+    from dfbench.datasets.base import get_dataset
+
+    adapter = get_dataset(args.dataset, args.root)
+    index = adapter.build_index()
+    cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
+    report = preprocess(index, cache=cache, params=CropParams(frames=args.frames, size=args.size), adapter=adapter, progress=not args.no_progress)
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0 if not getattr(report, "failed", None) else 1
+
+
+def cmd_datasets_check(args: argparse.Namespace) -> int:
+    from dfbench.datasets.base import get_dataset
+
+    adapter = get_dataset(args.dataset, args.root)
+    report = adapter.check()
+    print(f"{report.dataset} at {report.root}")
+    if not report.counts.empty:
+        print(report.counts.to_string())
+    for note in report.notes:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print("layout OK" if report.ok else f"{len(report.problems)} problem(s) found")
+    return 0 if report.ok else 1
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from dfbench.datasets.synth import ensure_embedded_data, generate_ffpp_like
+
+    if args.out:
+        path = generate_ffpp_like(Path(args.out), scale=args.scale, seed=args.seed, progress=not args.no_progress)
+    else:
+        path = ensure_embedded_data(args.scale)
+    print(f"embedded benchmark ({args.scale}) at {path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "detectors":
+        from dfbench.detectors import DETECTORS
+
+        for name in DETECTORS.names():
+            meta = DETECTORS.meta(name)
+            print(f"{name:24s} {meta.get('paper', ''):14s} {meta.get('description', '')}")
+    elif args.what == "protocols":
+        from dfbench.benchmark.protocol import list_protocols, load_protocol
+
+        for name in list_protocols():
+            spec = load_protocol(name)
+            print(f"{name:22s} v{spec.version}  {spec.description}")
+    else:
+        from dfbench.datasets import DATASETS
+
+        for name in DATASETS.names():
+            print(f"{name:12s} {DATASETS.meta(name).get('description', '')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dfbench", description="Benchmark harness for face-forgery detectors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common_run(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+        p.add_argument("--seeds", type=int, default=1, help="number of consecutive seeds (mean and spread)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="detector config override, repeatable")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("run", help="train and score one detector on one protocol")
+    p.add_argument("--protocol", required=True, help="protocol name (dfbench list protocols) or a YAML spec path")
+    p.add_argument("--detector", required=True, help="detector name (dfbench list detectors)")
+    p.add_argument("--backbone", help="any timm model name, e.g. efficientnet_b4")
+    p.add_argument("--weights", help="local backbone checkpoint (loaded with weights_only=True)")
+    p.add_argument("--pretrained", action="store_true", help="timm pretrained weights (needs network)")
+    p.add_argument("--preset", default="mini", choices=["mini", "paper"], help="mini: embedded data, CPU minutes; paper: paper settings")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")
+    p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="root of one dataset, repeatable")
+    p.add_argument("--results", help="results directory (default $DFBENCH_RESULTS or ./results/runs)")
+    p.add_argument("--fresh", action="store_true", help="discard an earlier run of the same cell instead of resuming")
+    p.add_argument("--rebuild-cache", action="store_true", help="delete the face-crop cache first")
+    common_run(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="HTML + CSV + Markdown tables from every stored result")
+    p.add_argument("--results", help="results directory")
+    p.add_argument("--out", help="output folder (default: beside the results directory)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("check", help="regression check of AUCs against the stored reference")
+    p.add_argument("--protocol", help="run this protocol first (small mini run)")
+    p.add_argument("--detector", default="erm")
+    p.add_argument("--results", help="results directory")
+    p.add_argument("--reference", help="reference JSON (default: shipped results/reference/mini.json)")
+    p.add_argument("--tolerance", type=float, default=None, help="absolute AUC tolerance (default: the reference file's)")
+    p.add_argument("--write", action="store_true", help="store the current results as the new reference")
+    common_run(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("preprocess", help="detect faces and fill the crop cache for a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--frames", type=int, default=32, help="frames per video (evenly spaced)")
+    p.add_argument("--size", type=int, default=64, help="crop size in pixels")
+    p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("datasets", help="dataset tools")
+    dsub = p.add_subparsers(dest="datasets_command", required=True)
+    q = dsub.add_parser("check", help="validate a dataset layout and print counts")
+    q.add_argument("root")
+    q.add_argument("--dataset", default="ffpp")
+    q.set_defaults(func=cmd_datasets_check)
+
+    p = sub.add_parser("data", help="the embedded synthetic benchmark")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("synth", help="generate the embedded synthetic benchmark")
+    q.add_argument("--out", help="output folder (default: $DFBENCH_DATA/<scale>, created once)")
+    q.add_argument("--scale", default="mini")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("list", help="list registered detectors, protocols or datasets")
+    p.add_argument("what", choices=["detectors", "protocols", "datasets"])
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DfbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Modules that register protocol procedures, laundering perturbations and test transforms.
+
+Importing this module imports each of them once (as ``timm.models`` imports its families),
+so a protocol spec can name them. Adding one = adding its module name here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+EXTENSION_MODULES: tuple[str, ...] = ()
+
+for _module in EXTENSION_MODULES:
+    importlib.import_module(_module)

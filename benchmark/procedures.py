@@ -1,0 +1,249 @@
+"""What a protocol does, by registered name, and the run context procedures work through.
+
+``train_test`` (the default procedure) covers every protocol whose models are trained on
+the spec's trainings and scored on its tests, optionally through a registered laundering
+``perturbation`` or a registered FrameSet ``transform``. Protocols that need another flow
+(e.g. ``compression_remedy``: a frozen detector plus a bleach trained on other data)
+register their own procedure and use the same context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dfbench.benchmark.errors import DfbenchError
+from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.metrics import bootstrap_auc_interval, compute_metrics, error_counts, video_level
+from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec
+from dfbench.benchmark.registry import Registry
+from dfbench.detectors.base import Detector, create_detector
+
+Perturbation = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
+
+PERTURBATIONS: Registry[Perturbation] = Registry("perturbation")
+TEST_TRANSFORMS: Registry[Callable[..., FrameSet]] = Registry("test transform")
+PROCEDURES: Registry[Callable[[RunContext], None]] = Registry("procedure")
+
+# failed videos score 0.5 at video level and are counted (DATASETS.md convention)
+FAILED_VIDEO_SCORE = 0.5
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "_"
+
+
+def cell_key(training: str, test: str, variant: str = "", perturbation: str = "", strength: float | None = None) -> str:
+    return json.dumps([training, test, variant, perturbation, strength], sort_keys=True)
+
+
+@dataclass
+class RunContext:
+    """Everything a procedure needs for one (protocol, detector, preset, seed) run."""
+
+    spec: ProtocolSpec
+    detector_name: str
+    preset: str
+    seed: int
+    device: str
+    run_dir: Path
+    frame_loader: Callable[..., FrameSet]  # (data, split, frames_per_video, size, requires) -> FrameSet
+    store: Any  # dfbench.benchmark.results.ResultsStore
+    detector_overrides: dict[str, Any] = field(default_factory=dict)
+    run_meta: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str, int, int], None] | None = None
+    log: Callable[[str], None] = print
+    available: Callable[[str], bool] = lambda dataset: True
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    # ---- detectors
+    def new_detector(self, name: str | None = None, **overrides: Any) -> Detector:
+        return create_detector(name or self.detector_name, preset=self.preset, **{**self.detector_overrides, **overrides})
+
+    @property
+    def work_dir(self) -> Path:
+        path = self.run_dir / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def model_dir(self, training_name: str) -> Path:
+        return self.run_dir / "models" / slug(training_name)
+
+    def fit(self, detector: Detector, training_name: str, train: FrameSet, val: FrameSet) -> Detector:
+        """Fit once per training and run dir; a finished model is reloaded, an interrupted fit resumes."""
+        folder = self.model_dir(training_name)
+        final = folder / "model.pt"
+        if final.exists():
+            self.log(f"[{training_name}] reusing trained model {final}")
+            return detector.to(self.device).load(final)
+        if len(val) == 0 or len(np.unique(val.labels)) < 2:
+            raise DfbenchError(
+                f"Training {training_name!r} of protocol {self.spec.name!r} has no validation videos of both classes; "
+                f"model selection uses the validation split only, so the dataset needs a val split."
+            )
+        self.log(f"[{training_name}] training {detector.name} on {train}")
+        report = detector.fit(train, val, seed=self.seed, device=self.device, checkpoint_dir=folder, progress=self.progress)
+        detector.save(final)
+        (folder / "fit.json").write_text(json.dumps({
+            "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
+            "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
+            "history": report.history, "wall_time_s": report.wall_time_s,
+        }, indent=2, default=float))
+        (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
+        return detector
+
+    # ---- data
+    def frames(self, data: Sequence[DataSpec], split: str, requires: Iterable[str] = (), *, role: str = "train") -> FrameSet:
+        per_video = self.spec.frames_train if role == "train" else self.spec.frames_test
+        frames = self.frame_loader(list(data), split, per_video, tuple(sorted(set(requires))))
+        self.fingerprints[f"{role}:{split}:" + ",".join(d.describe() for d in data)] = frames_fingerprint(frames)
+        return frames
+
+    # ---- scoring
+    def cell_done(self, test_name: str, training_name: str, variant: str = "", perturbation: str = "", strength: float | None = None) -> bool:
+        return self.store.cell_done(self.run_dir, cell_key(training_name, test_name, variant, perturbation, strength))
+
+    def score(
+        self,
+        test_name: str,
+        training_name: str,
+        frames: FrameSet,
+        scores: np.ndarray,
+        *,
+        variant: str = "",
+        perturbation: str = "",
+        strength: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Every metric at frame and video level for one cell; written atomically as one unit."""
+        scores = np.asarray(scores, dtype=float)
+        if scores.shape != (len(frames),) or not np.all(np.isfinite(scores)):
+            raise ValueError(f"scores for {test_name!r} must be {len(frames)} finite values")
+        labels = frames.labels
+        videos = video_level(frames.meta, scores)
+        failed = _failed_videos(frames)
+        if len(failed):
+            videos = pd.concat([videos, failed.assign(score=FAILED_VIDEO_SCORE, n_frames=0)], ignore_index=True)
+        base = self._row_base(test_name, training_name, variant, perturbation, strength, extra)
+        rows = []
+        for level, y, s in (("frame", labels, scores), ("video", videos["label"].to_numpy(), videos["score"].to_numpy())):
+            counts = error_counts(y, s)
+            ci = bootstrap_auc_interval(y, s, seed=self.seed) if level == "video" else (math.nan, math.nan)
+            for metric, value in compute_metrics(y, s, self.spec.metrics).items():
+                rows.append({
+                    **base, "metric": metric, "level": level, "value": value,
+                    "ci_low": ci[0] if metric == "auc" else math.nan, "ci_high": ci[1] if metric == "auc" else math.nan,
+                    **counts, "n_failed": len(failed) if level == "video" else 0,
+                })
+        rows_df = pd.DataFrame(rows)
+        pred = frames.meta[[c for c in ("video_id", "frame", "label", "dataset", "method", "quality") if c in frames.meta]].copy()
+        pred["score"] = scores
+        pred["training"], pred["test"], pred["variant"] = training_name, test_name, variant
+        pred["perturbation"], pred["strength"] = perturbation, strength if strength is not None else math.nan
+        key = cell_key(training_name, test_name, variant, perturbation, strength)
+        self.store.mark_cell_done(self.run_dir, key, rows_df, pred)
+        return rows_df
+
+    def _row_base(self, test_name, training_name, variant, perturbation, strength, extra) -> dict[str, Any]:
+        training = next((t for t in self.spec.trainings if t.name == training_name), None)
+        test = next((t for t in self.spec.tests if t.name == test_name), None)
+        return {
+            **self.run_meta,
+            "training": training_name,
+            "train_data": "+".join(d.describe() for d in training.data) if training else training_name,
+            "train_quality": _qualities(training.data) if training else "",
+            "test": test_name,
+            "test_data": "+".join(d.describe() for d in test.data) if test else test_name,
+            "test_quality": _qualities(test.data) if test else "",
+            "variant": variant,
+            "perturbation": perturbation,
+            "strength": strength if strength is not None else math.nan,
+            "data_fingerprint": combined_fingerprint(self.fingerprints),
+            **(extra or {}),
+        }
+
+
+def _qualities(data: Sequence[DataSpec]) -> str:
+    qs = [q for d in data for q in (d.qualities or ())]
+    return "+".join(dict.fromkeys(qs))
+
+
+def _failed_videos(frames: FrameSet) -> pd.DataFrame:
+    """Videos the loader could not use (no face, undecodable): label per video, counted at video level."""
+    failed = frames.attrs.get("failed") or []
+    rows = []
+    for item in failed:
+        if isinstance(item, dict) and "video_id" in item and "label" in item:
+            rows.append({"video_id": item["video_id"], "label": int(item["label"])})
+    return pd.DataFrame(rows, columns=["video_id", "label"])
+
+
+def frames_fingerprint(frames: FrameSet) -> str:
+    """Hash of which videos and frames were used (ids, frame indices, labels)."""
+    meta = frames.meta
+    cols = [c for c in ("video_id", "frame", "label") if c in meta]
+    blob = pd.util.hash_pandas_object(meta[cols], index=False).to_numpy().tobytes()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def combined_fingerprint(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- train_test
+def _test_cells(test: TestSpec) -> list[tuple[str, float | None]]:
+    if test.perturbation is None:
+        return [("", None)]
+    return [(test.perturbation.op, v) for v in test.perturbation.values]
+
+
+def score_test(ctx: RunContext, detector: Detector, training_name: str, test: TestSpec, *, variant: str = "") -> None:
+    """Score one test spec (every perturbation strength) with a fitted detector; skips finished cells."""
+    cells = [c for c in _test_cells(test) if not ctx.cell_done(test.name, training_name, variant, c[0], c[1])]
+    if not cells:
+        return
+    transform = TEST_TRANSFORMS.get(test.transform.name) if test.transform else None
+    requires = getattr(transform, "requires", frozenset())
+    frames = ctx.frames(test.data, "test", requires, role="test")
+    if transform is not None:
+        frames = transform(frames, **test.transform.kwargs)
+    for op, value in cells:
+        shown = test.name if not op else f"{test.name} {op}={value:g}"
+        if op:
+            rng = np.random.default_rng([ctx.seed, int(value * 1000)])
+            degraded = PERTURBATIONS.get(op)(frames.images, value, rng)
+            scored = FrameSet(degraded, frames.meta, frames.extras, frames.attrs)
+        else:
+            scored = frames
+        ctx.log(f"[{training_name}] scoring {shown} ({len(scored)} frames)")
+        ctx.score(test.name, training_name, scored, detector.predict(scored), variant=variant, perturbation=op, strength=value)
+
+
+def train_test(ctx: RunContext) -> None:
+    """Train one model per training spec (validation-selected), then score its tests."""
+    for training in ctx.spec.trainings:
+        tests = [t for t in ctx.spec.tests_for(training.name) if all(ctx.available(d.dataset) for d in t.data)]
+        pending = [t for t in tests if any(not ctx.cell_done(t.name, training.name, "", op, v) for op, v in _test_cells(t))]
+        if not pending:
+            ctx.log(f"[{training.name}] all {len(tests)} test cells already scored")
+            continue
+        detector = ctx.new_detector()
+        if not (ctx.model_dir(training.name) / "model.pt").exists():
+            train = ctx.frames(training.data, "train", detector.requires)
+            val = ctx.frames(training.data, "val", detector.requires, role="test")
+        else:
+            train = val = None
+        detector = ctx.fit(detector, training.name, train, val)
+        for test in pending:
+            score_test(ctx, detector, training.name, test)
+
+
+PROCEDURES.register("train_test", train_test)

@@ -1,0 +1,232 @@
+"""Run a protocol × detector × seeds: resolve data, call the protocol's procedure, store rows.
+
+Re-running the same command resumes: finished test cells are not recomputed, a finished
+model is reloaded, an interrupted fit continues from its last epoch checkpoint, and no
+half-written checkpoint or result is ever read (all writes are temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
+from dfbench.benchmark.errors import ConfigError, DatasetError
+from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.procedures import PROCEDURES, RunContext, slug
+from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, load_protocol
+from dfbench.benchmark.settings import get_settings
+from dfbench.detectors import create_detector
+
+
+@dataclass
+class RunRequest:
+    protocol: str
+    detector: str
+    preset: str = "mini"
+    seeds: Sequence[int] = (0,)
+    device: str = "auto"
+    data_root: Path | None = None  # None = the embedded synthetic benchmark
+    dataset_roots: dict[str, Path] = field(default_factory=dict)
+    results_root: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # detector config overrides
+    fresh: bool = False  # discard an earlier run of the same cell instead of resuming
+    rebuild_cache: bool = False
+    progress: bool = True
+    quiet: bool = False
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} was asked for but CUDA is not available; use --device cpu or auto.")
+    return device
+
+
+def run_dir_for(results_root: Path, spec: ProtocolSpec, detector: str, backbone: str, preset: str, seed: int) -> Path:
+    return results_root / slug(spec.name) / slug(detector) / slug(backbone) / preset / f"seed{seed}"
+
+
+class DataResolver:
+    """Maps dataset names to roots (embedded or real) and loads frames through the crop cache."""
+
+    def __init__(self, request: RunRequest, spec: ProtocolSpec, input_size: int) -> None:
+        from dfbench.benchmark import data as data_module
+        from dfbench.benchmark.preprocess.cache import CropCache
+
+        self.request = request
+        self.spec = spec
+        self.input_size = input_size
+        self._data = data_module
+        self.embedded = request.data_root is None
+        self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets())
+        self.roots.update({k: Path(v) for k, v in request.dataset_roots.items()})
+        cache_root = get_settings().cache
+        if request.rebuild_cache and cache_root.exists():
+            shutil.rmtree(cache_root)
+        self.cache = CropCache(cache_root)
+        self._memo: OrderedDict[tuple, FrameSet] = OrderedDict()
+
+    def available(self, dataset: str) -> bool:
+        root = self.roots.get(dataset)
+        return root is not None and Path(root).is_dir()
+
+    def require(self, spec: ProtocolSpec) -> list[str]:
+        """Raise for a missing required dataset; return the optional tests that will be skipped."""
+        needed = {d.dataset for t in spec.trainings for d in t.data}
+        needed |= {d.dataset for t in spec.tests if not t.optional for d in t.data}
+        for name in sorted(needed):
+            if not self.available(name):
+                where = "the embedded benchmark has no stand-in for it" if self.embedded else f"looked in {self.roots.get(name)}"
+                raise DatasetError(
+                    f"Protocol {spec.name!r} needs dataset {name!r} ({where}); supply it with --data-root DIR "
+                    f"(a folder holding the official layout) or --dataset-root {name}=PATH."
+                )
+        return [t.name for t in spec.tests if t.optional and not all(self.available(d.dataset) for d in t.data)]
+
+    def load(self, data: list[DataSpec], split: str, per_video: int, requires: tuple[str, ...]) -> FrameSet:
+        from dfbench.benchmark.preprocess.cache import CropParams
+
+        key = (tuple(data), split, per_video, requires)
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        frames = self._data.load_frames(
+            [d.selection(split) for d in data],
+            roots=self.roots,
+            cache=self.cache,
+            crop=CropParams(frames=per_video, size=self.input_size),
+            requires=requires,
+            progress=self.request.progress,
+        )
+        self._memo[key] = frames
+        while len(self._memo) > 6:  # bounded: test sets are reused across trainings
+            self._memo.popitem(last=False)
+        return frames
+
+
+def _check_resume(run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
+    path = run_dir / "run.json"
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+        return
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    for key in ("config_hash", "protocol_hash"):
+        if old.get(key) != meta[key]:
+            raise ConfigError(
+                f"{run_dir} holds a run with another {key.replace('_', ' ')} ({old.get(key)} vs {meta[key]}); "
+                f"pass --fresh to discard it or --results DIR to keep both."
+            )
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run(request: RunRequest) -> pd.DataFrame:
+    """Run every seed of one protocol × detector; returns this run's result rows."""
+    from dfbench.benchmark.environment import environment_info
+    from dfbench.benchmark.progress import ProgressReporter
+    from dfbench.benchmark.results import ResultsStore
+
+    spec = load_protocol(request.protocol, request.preset)
+    procedure = PROCEDURES.get(spec.procedure)
+    device = resolve_device(request.device)
+    probe = create_detector(request.detector, preset=request.preset, **request.overrides)
+    config = probe.get_config()
+    resolver = DataResolver(request, spec, config.input_size)
+    skipped = resolver.require(spec)
+    log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
+    for name in skipped:
+        log(f"note: optional test {name!r} skipped: its dataset is not available (supply it with --data-root).")
+    store = ResultsStore(request.results_root or get_settings().results)
+    env = environment_info(device)
+    all_rows = []
+    for seed in request.seeds:
+        run_dir = run_dir_for(store.root, spec, request.detector, config.backbone, request.preset, seed)
+        meta = {
+            "protocol": spec.name,
+            "protocol_version": spec.version,
+            "protocol_hash": spec.spec_hash(),
+            "detector": request.detector,
+            "backbone": config.backbone,
+            "preset": request.preset,
+            "seed": seed,
+            "config_hash": config.config_hash(),
+            "data_kind": "synthetic-mini" if resolver.embedded else "real",
+            "device": env.get("device", device),
+            "versions": json.dumps(env.get("versions", {}), sort_keys=True),
+            "git_hash": env.get("git_hash"),
+        }
+        _check_resume(run_dir, meta, request.fresh)
+        run_id = uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        _write_json(run_dir / "run.json", {
+            **meta, "status": "partial", "run_id": run_id, "started": datetime.now(timezone.utc).isoformat(),
+            "protocol_spec": spec.raw, "detector_config": config.to_dict(), "environment": env,
+            "roots": {k: str(v) for k, v in resolver.roots.items()},
+        })
+        with ProgressReporter(enabled=request.progress) as progress:
+            ctx = RunContext(
+                spec=spec,
+                detector_name=request.detector,
+                preset=request.preset,
+                seed=seed,
+                device=device,
+                run_dir=run_dir,
+                frame_loader=resolver.load,
+                store=store,
+                detector_overrides=dict(request.overrides),
+                run_meta={**meta, "run_id": run_id, "timestamp": datetime.now(timezone.utc).isoformat()},
+                progress=progress.update,
+                log=log,
+                available=resolver.available,
+            )
+            procedure(ctx)
+        wall = time.perf_counter() - started
+        _write_json(run_dir / "run.json", {
+            **json.loads((run_dir / "run.json").read_text()), "status": "complete", "wall_time_s": wall,
+            "finished": datetime.now(timezone.utc).isoformat(), "data_fingerprints": ctx.fingerprints,
+        })
+        rows = store.read_run(run_dir)
+        all_rows.append(rows)
+        log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")
+    return pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
+
+
+def matrix_table(rows: pd.DataFrame, *, metric: str = "auc", level: str = "video") -> pd.DataFrame:
+    """Mean over seeds, rows = training, columns = test (the papers' matrix layout)."""
+    sel = rows[(rows["metric"] == metric) & (rows["level"] == level)]
+    if sel.empty:
+        return pd.DataFrame()
+    key = sel["test"].astype(str)
+    if "perturbation" in sel and (sel["perturbation"].astype(str) != "").any():
+        key = key + " " + sel["perturbation"].astype(str) + "=" + sel["strength"].astype(str)
+    sel = sel.assign(column=key)
+    if "variant" in sel and (sel["variant"].astype(str) != "").any():
+        sel = sel.assign(training=sel["training"].astype(str) + " " + sel["variant"].astype(str))
+    return sel.pivot_table(index="training", columns="column", values="value", aggfunc="mean", sort=False)

@@ -1,0 +1,141 @@
+"""Named checks every registered detector and dataset adapter must pass.
+
+Modelled on scikit-learn's ``check_estimator``: ``detector_checks(name)`` yields
+``(check_name, callable)`` pairs that ``tests/test_common.py`` runs for every entry of
+``list_detectors()``. A detector exempt from a check declares it in its class attribute
+``check_exemptions = {"check_name": "reason"}``; the test suite reports it as xfail.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dfbench.benchmark.frames import FrameSet
+from dfbench.detectors.base import Detector, create_detector
+
+TINY = {"input_size": 32, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 2}
+
+
+def tiny_frameset(n_videos: int = 8, frames_per_video: int = 2, size: int = 32, seed: int = 0) -> FrameSet:
+    """A synthetic FrameSet carrying every extra a recipe may require.
+
+    Fakes have a bright square pasted at a fixed place (so there is something to learn);
+    ``paired_real`` is the frame without it, ``mask`` marks it, ``qualities`` holds the frame
+    at three decreasing qualities (coarser quantisation), ``landmarks`` are 5 plausible points.
+    """
+    rng = np.random.default_rng(seed)
+    n = n_videos * frames_per_video
+    base = rng.integers(40, 200, size=(n, size, size, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(n_videos) % 2, frames_per_video)
+    images = base.copy()
+    mask = np.zeros((n, size, size), dtype=np.uint8)
+    lo, hi = size // 3, 2 * size // 3
+    images[labels == 1, lo:hi, lo:hi] = 250
+    mask[labels == 1, lo:hi, lo:hi] = 255
+    qualities = np.stack([images, (images // 8) * 8, (images // 32) * 32], axis=1)
+    s = float(size)
+    landmarks = np.tile(
+        np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.72], [0.62, 0.72]], dtype=np.float32) * s, (n, 1, 1)
+    )
+    video_ids = [f"tiny/{'fake' if labels[i] else 'real'}/raw/{i // frames_per_video:03d}" for i in range(n)]
+    meta = pd.DataFrame({
+        "video_id": video_ids,
+        "frame": np.tile(np.arange(frames_per_video), n_videos),
+        "label": labels,
+        "dataset": "tiny",
+        "method": np.where(labels == 1, "fake", "real"),
+        "quality": "raw",
+        "face_found": True,
+    })
+    extras = {"paired_real": base, "mask": mask, "landmarks": landmarks, "qualities": qualities}
+    return FrameSet(images, meta, extras, {"qualities": ("raw", "c23", "c40")})
+
+
+def fit_tiny_detector(name: str, seed: int = 0) -> tuple[Detector, FrameSet]:
+    """A detector fitted for a couple of steps on ``tiny_frameset`` (validation = training set)."""
+    detector = create_detector(name, preset="mini", **TINY)
+    frames = tiny_frameset(seed=seed)
+    detector.fit(frames, frames, seed=seed)
+    return detector, frames
+
+
+@functools.lru_cache(maxsize=4)
+def fitted_tiny_detector(name: str, seed: int = 0) -> tuple[Detector, FrameSet]:
+    """Cached ``fit_tiny_detector`` shared by the read-only checks (predict never mutates)."""
+    return fit_tiny_detector(name, seed)
+
+
+def check_default_construction(name: str) -> None:
+    detector = create_detector(name)
+    config = detector.get_config()
+    assert type(config).preset("mini") is not None
+    assert detector.name == name
+
+
+def check_config_round_trip(name: str) -> None:
+    config = create_detector(name).get_config()
+    again = type(config).from_dict(config.to_dict())
+    assert again == config and again.config_hash() == config.config_hash()
+
+
+def check_fit_predict(name: str) -> None:
+    detector, frames = fitted_tiny_detector(name)
+    scores = detector.predict(frames)
+    assert scores.shape == (len(frames),)
+    assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1))
+
+
+def check_batch_invariance(name: str) -> None:
+    """Scores do not depend on batch order or batch size (eval mode, no batch statistics)."""
+    detector, frames = fitted_tiny_detector(name)
+    full = detector.predict(frames, batch_size=16)
+    small = detector.predict(frames, batch_size=3)
+    perm = np.random.default_rng(1).permutation(len(frames))
+    permuted = detector.predict(frames.subset(perm), batch_size=5)
+    np.testing.assert_allclose(small, full, atol=1e-5)
+    np.testing.assert_allclose(permuted, full[perm], atol=1e-5)
+
+
+def check_deterministic_fit(name: str) -> None:
+    """Same seed → same scores (CPU)."""
+    a, frames = fit_tiny_detector(name, seed=3)
+    b, _ = fit_tiny_detector(name, seed=3)
+    np.testing.assert_allclose(a.predict(frames), b.predict(frames), atol=1e-6)
+
+
+def check_save_load(name: str, tmp_dir) -> None:
+    detector, frames = fitted_tiny_detector(name)
+    path = tmp_dir / f"{name}.pt"
+    detector.save(path)
+    fresh = create_detector(name, preset="mini", **TINY).load(path)
+    np.testing.assert_allclose(fresh.predict(frames), detector.predict(frames), atol=1e-6)
+
+
+def check_features(name: str) -> None:
+    """``features`` gives one finite vector per image (φ(x), used by plug-ins such as PBNet)."""
+    detector, frames = fitted_tiny_detector(name)
+    x = detector.preprocess(torch.from_numpy(frames.images[:4]).permute(0, 3, 1, 2))
+    with torch.no_grad():
+        feats = detector.features(x)
+    assert feats.ndim == 2 and feats.shape[0] == 4 and torch.isfinite(feats).all()
+
+
+DETECTOR_CHECKS: dict[str, Callable] = {
+    "default_construction": check_default_construction,
+    "config_round_trip": check_config_round_trip,
+    "fit_predict": check_fit_predict,
+    "batch_invariance": check_batch_invariance,
+    "deterministic_fit": check_deterministic_fit,
+    "save_load": check_save_load,
+    "features": check_features,
+}
+
+
+def detector_checks(name: str) -> Iterator[tuple[str, Callable]]:
+    for check_name, check in DETECTOR_CHECKS.items():
+        yield check_name, check
