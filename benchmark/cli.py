@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dfbench.benchmark.errors import ConfigError, DfbenchError
 
 

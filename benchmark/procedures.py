@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from dfbench.benchmark.errors import DfbenchError
 from dfbench.benchmark.frames import FrameSet
 from dfbench.benchmark.metrics import bootstrap_auc_interval, compute_metrics, error_counts, video_level

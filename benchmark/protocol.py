@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.metrics import METRICS
 from dfbench.datasets.base import Selection

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
 from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FrameSet

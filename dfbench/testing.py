@@ -137,5 +137,4 @@ DETECTOR_CHECKS: dict[str, Callable] = {
 
 
 def detector_checks(name: str) -> Iterator[tuple[str, Callable]]:
-    for check_name, check in DETECTOR_CHECKS.items():
-        yield check_name, check
+    yield from DETECTOR_CHECKS.items()

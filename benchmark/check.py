@@ -1,0 +1,227 @@
+"""Regression check: today's AUCs against the reference AUCs stored for CI.
+
+``results/reference/mini.json`` holds one entry per reference cell (protocol, detector,
+backbone, preset, seed, training, test, variant, perturbation, strength, level, metric) with
+the value a trusted run produced, and the absolute tolerance the check allows::
+
+    {"tolerance": 0.02, "cells": [{"protocol": "cross_quality", ..., "value": 0.8312}, ...]}
+
+``check_against_reference`` compares the mean of the matching result rows per cell (several
+rows for one cell happen when a run was repeated) and reports drifted cells with the expected
+and observed value, and reference cells the results do not contain at all. The CLI exits
+non-zero naming each of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dfbench.benchmark.errors import DfbenchError
+from dfbench.benchmark.results import atomic_write_bytes, normalize_rows
+
+DEFAULT_TOLERANCE = 0.02
+REFERENCE_METRICS: tuple[str, ...] = ("auc",)
+CELL_KEYS: tuple[str, ...] = (
+    "protocol",
+    "detector",
+    "backbone",
+    "preset",
+    "seed",
+    "training",
+    "test",
+    "variant",
+    "perturbation",
+    "strength",
+    "level",
+    "metric",
+)
+
+
+class ReferenceFileError(DfbenchError):
+    """The reference file cannot be read or does not have the expected shape."""
+
+
+def _norm_key_value(name: str, value: Any) -> Any:
+    """Canonical form of one key field so JSON values and DataFrame values compare equal.
+
+    Missing values (None, NaN, "") all mean "not applicable"; seeds are ints and strengths
+    floats, because JSON has no int/float distinction worth trusting.
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if name == "seed":
+        return int(value)
+    if name == "strength":
+        return float(value)
+    text = str(value)
+    return text if text else None
+
+
+def cell_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(_norm_key_value(k, cell.get(k)) for k in CELL_KEYS)
+
+
+def describe_cell(cell: Mapping[str, Any]) -> str:
+    """A one-line name of a cell: the fields that are set, in CELL_KEYS order."""
+    parts = []
+    for name in CELL_KEYS:
+        value = _norm_key_value(name, cell.get(name))
+        if value is not None:
+            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class DriftedCell:
+    cell: dict[str, Any]
+    expected: float
+    got: float
+
+    @property
+    def difference(self) -> float:
+        return self.got - self.expected
+
+    def describe(self) -> str:
+        return f"{describe_cell(self.cell)}: expected {self.expected:.4f}, got {self.got:.4f}"
+
+
+@dataclass
+class CheckOutcome:
+    """Result of a regression check; ``passed`` only when nothing drifted and nothing is missing."""
+
+    tolerance: float
+    checked: int = 0
+    drifted: list[DriftedCell] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.drifted and not self.missing
+
+    @property
+    def ok(self) -> bool:
+        """Alias of ``passed`` (the CLI's spelling)."""
+        return self.passed
+
+    def report(self) -> str:
+        return "\n".join(self.lines())
+
+    def lines(self) -> list[str]:
+        """Human-readable report: one line per drifted or missing cell, then a summary line."""
+        out = [f"DRIFT {d.describe()} (tolerance {self.tolerance:g})" for d in self.drifted]
+        out += [f"MISSING {describe_cell(c)}: no result rows for this reference cell" for c in self.missing]
+        verdict = "passed" if self.passed else "FAILED"
+        out.append(
+            f"check {verdict}: {self.checked} cells compared, {len(self.drifted)} drifted, "
+            f"{len(self.missing)} missing (tolerance {self.tolerance:g} absolute)"
+        )
+        return out
+
+
+def load_reference_cells(path: Path) -> tuple[float, list[dict[str, Any]]]:
+    """(tolerance, cells) from a reference JSON file, with a one-sentence error when unusable."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ReferenceFileError(
+            f"Reference file {path} does not exist; create it with `dfbench check --write-reference`."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ReferenceFileError(
+            f"Reference file {path} is not readable JSON ({exc}); restore it from git."
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ReferenceFileError(f"Reference file {path} must be a JSON object with a list under 'cells'.")
+    tolerance = data.get("tolerance", DEFAULT_TOLERANCE)
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or tolerance < 0:
+        raise ReferenceFileError(
+            f"Reference file {path}: 'tolerance' must be a non-negative number, got {tolerance!r}."
+        )
+    cells = []
+    for i, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict) or not isinstance(cell.get("value"), (int, float)):
+            raise ReferenceFileError(
+                f"Reference file {path}: cell {i} must be an object with a numeric 'value'."
+            )
+        cells.append(cell)
+    return float(tolerance), cells
+
+
+def _cell_means(results: pd.DataFrame) -> dict[tuple[Any, ...], float]:
+    """Mean value per cell key over all matching result rows."""
+    rows = normalize_rows(results)
+    if rows.empty:
+        return {}
+    sums: dict[tuple[Any, ...], list[float]] = {}
+    for record in rows[list(CELL_KEYS) + ["value"]].to_dict("records"):
+        sums.setdefault(cell_key(record), []).append(float(record["value"]))
+    return {key: float(pd.Series(values).mean()) for key, values in sums.items()}
+
+
+def check_against_reference(
+    results: pd.DataFrame, reference_path: Path, *, tolerance: float | None = None
+) -> CheckOutcome:
+    """Compare mean AUC per reference cell; ``tolerance`` overrides the file's (default 0.02).
+
+    A NaN result (an undefined AUC) counts as drifted: a reference cell had a number.
+    """
+    file_tolerance, cells = load_reference_cells(reference_path)
+    outcome = CheckOutcome(tolerance=file_tolerance if tolerance is None else float(tolerance))
+    means = _cell_means(results)
+    for cell in cells:
+        key = cell_key(cell)
+        if key not in means:
+            outcome.missing.append({k: cell.get(k) for k in CELL_KEYS})
+            continue
+        outcome.checked += 1
+        got, expected = means[key], float(cell["value"])
+        if math.isnan(got) or abs(got - expected) > outcome.tolerance:
+            outcome.drifted.append(DriftedCell({k: cell.get(k) for k in CELL_KEYS}, expected, got))
+    return outcome
+
+
+def write_reference(
+    results: pd.DataFrame,
+    path: Path,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    protocols: Sequence[str] | None = None,
+    metrics: Iterable[str] = REFERENCE_METRICS,
+) -> Path:
+    """Store the current mean AUC of every cell (of ``protocols``; all when None) as the reference.
+
+    ``tolerance`` None means the default (0.02 absolute), so a CLI flag left unset can be passed as is.
+    """
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    if tolerance < 0:
+        raise ReferenceFileError(f"Tolerance must be non-negative, got {tolerance}.")
+    rows = normalize_rows(results)
+    rows = rows[rows["metric"].isin(list(metrics))]
+    if protocols is not None:
+        unknown = sorted(set(protocols) - set(rows["protocol"]))
+        if unknown:
+            raise ReferenceFileError(
+                f"No results for protocol(s) {', '.join(unknown)}; run them before writing the reference."
+            )
+        rows = rows[rows["protocol"].isin(list(protocols))]
+    if rows.empty:
+        raise ReferenceFileError("No AUC results to store; run a protocol before writing the reference.")
+    cells = []
+    for key, value in sorted(_cell_means(rows).items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+        if math.isnan(value):
+            continue  # an undefined AUC is no reference; the check would report it as missing
+        cell = dict(zip(CELL_KEYS, key))
+        cell["value"] = round(value, 6)
+        cells.append(cell)
+    payload = json.dumps({"tolerance": tolerance, "cells": cells}, indent=1, sort_keys=True)
+    path = Path(path)
+    atomic_write_bytes(path, (payload + "\n").encode("utf-8"))
+    return path

@@ -1,0 +1,479 @@
+"""The results store: one directory per run, long-form rows, per-frame predictions.
+
+Layout (see docs/results.md)::
+
+    <root>/<protocol>/<detector>/<backbone>/<preset>/seed<k>/
+        run.json                 run metadata (resolved protocol, config, environment, status)
+        rows.parquet             scored metrics, one row per metric (RESULT_COLUMNS)
+        predictions.parquet      one row per scored frame
+        cells/<sha1>.parquet     rows of one finished evaluation cell (resume unit)
+        cells/<sha1>.pred.parquet  that cell's predictions
+        cells/<sha1>.done.json   written last: the cell is complete
+
+Every file is written to a temporary name in the same directory and renamed into place, so a
+reader never sees half a file and an interrupted run leaves only ignorable ``*.tmp`` files.
+``read_all`` concatenates every run's rows and skips (with a warning naming it) any file that
+cannot be read, so one damaged run never hides the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dfbench.benchmark.errors import DfbenchError
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "protocol",
+    "protocol_version",
+    "detector",
+    "variant",
+    "backbone",
+    "preset",
+    "seed",
+    "training",
+    "train_data",
+    "train_quality",
+    "test",
+    "test_data",
+    "test_quality",
+    "perturbation",
+    "strength",
+    "metric",
+    "level",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_real",
+    "n_fake",
+    "fp",
+    "fn",
+    "data_kind",
+    "config_hash",
+    "data_fingerprint",
+    "device",
+    "versions",
+    "git_hash",
+    "wall_time_s",
+    "run_id",
+    "timestamp",
+)
+
+# Columns a row cannot do without: they say what was measured.
+REQUIRED_COLUMNS: tuple[str, ...] = ("protocol", "detector", "test", "metric", "value")
+
+FLOAT_COLUMNS: tuple[str, ...] = ("strength", "value", "ci_low", "ci_high", "wall_time_s")
+COUNT_COLUMNS: tuple[str, ...] = ("seed", "n_real", "n_fake", "fp", "fn")
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS + COUNT_COLUMNS)
+
+PREDICTION_COLUMNS: tuple[str, ...] = ("test", "training", "variant", "video_id", "frame", "label", "score")
+
+# One summary row per distinct measurement. train_/test_ data and quality are fixed by the
+# training and test cell names; they are kept so the summary can still be mapped to the papers'
+# vocabulary. preset, data_kind and protocol_version are part of
+# the key: averaging a mini run with a paper run, synthetic with real data, or two versions of a
+# protocol (whose meaning differs by definition) would produce a number nobody measured.
+SUMMARY_KEYS: tuple[str, ...] = (
+    "protocol",
+    "protocol_version",
+    "data_kind",
+    "detector",
+    "variant",
+    "backbone",
+    "preset",
+    "training",
+    "train_data",
+    "train_quality",
+    "test",
+    "test_data",
+    "test_quality",
+    "perturbation",
+    "strength",
+    "metric",
+    "level",
+)
+
+DATA_KINDS: tuple[str, ...] = ("synthetic-mini", "real")
+RUN_STATUSES: tuple[str, ...] = ("complete", "partial")
+
+ROWS_FILE = "rows.parquet"
+PREDICTIONS_FILE = "predictions.parquet"
+RUN_META_FILE = "run.json"
+CELLS_DIR = "cells"
+CELL_ROWS_SUFFIX = ".parquet"
+CELL_PRED_SUFFIX = ".pred.parquet"
+CELL_DONE_SUFFIX = ".done.json"
+TMP_SUFFIX = ".tmp"
+
+
+class ResultsError(DfbenchError):
+    """The results store cannot be written or a results file cannot be used."""
+
+
+class ResultsWarning(UserWarning):
+    """A results file was skipped because it is unreadable or incomplete."""
+
+
+# --------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a same-directory temp file, fsync and rename.
+
+    The rename is atomic on POSIX and Windows, so ``path`` holds either the old content or
+    the whole new content. A full disk is a user-facing condition, reported in one sentence.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResultsError(
+                f"No space left to write {path}; free disk space and re-run (finished cells are kept)."
+            ) from exc
+        raise
+
+
+def _parquet_bytes(df: pd.DataFrame, metadata: Mapping[str, str] | None = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for the objects run metadata naturally contains (paths, NumPy scalars, dataclasses)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in run.json")
+
+
+# --------------------------------------------------------------------------- schema
+def _safe_component(name: object) -> str:
+    """A directory name for ``name`` that cannot escape the results root.
+
+    Backbone names such as ``hf-hub:timm/x`` contain separators; names are kept readable but
+    every character outside [A-Za-z0-9._+-] becomes ``_``, and dot-only names are prefixed.
+    """
+    text = re.sub(r"[^A-Za-z0-9._+-]", "_", str(name)) or "_"
+    return f"_{text}" if set(text) == {"."} else text
+
+
+def normalize_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with RESULT_COLUMNS first, in order, with stable dtypes.
+
+    Missing optional columns are filled ("" for text, NA for numbers); a missing required
+    column is a bug in the caller (not a user mistake) and raises ValueError. Extra columns a
+    procedure adds (e.g. ``n_failed``) are kept after the fixed ones, never silently dropped.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"results rows lack required columns {missing}")
+    extras = [c for c in rows.columns if c not in RESULT_COLUMNS]
+    out = rows.reindex(columns=[*RESULT_COLUMNS, *extras]).reset_index(drop=True)
+    for column in FLOAT_COLUMNS:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    for column in COUNT_COLUMNS:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("Int64")
+    for column in STRING_COLUMNS:
+        # "" means "not applicable" (no variant, no perturbation); NA would split groupbys.
+        out[column] = out[column].map(_as_text).astype("object")
+    return out
+
+
+def _as_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def empty_results() -> pd.DataFrame:
+    return normalize_rows(pd.DataFrame({c: [] for c in RESULT_COLUMNS}))
+
+
+def cell_id(key: str | Mapping[str, Any]) -> str:
+    """sha1 of the cell key (a string, or a mapping serialised with sorted keys)."""
+    text = key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _key_text(key: str | Mapping[str, Any]) -> str:
+    return key if isinstance(key, str) else json.dumps(key, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- the store
+class ResultsStore:
+    """Run directories under ``root``; see the module docstring for the layout."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # ---------------------------------------------------------------- paths
+    def run_dir(self, protocol: str, detector: str, backbone: str, preset: str, seed: int) -> Path:
+        """``<root>/<protocol>/<detector>/<backbone>/<preset>/seed<k>`` with safe components."""
+        parts = [_safe_component(p) for p in (protocol, detector, backbone, preset)]
+        return self.root.joinpath(*parts, f"seed{int(seed)}")
+
+    def run_dirs(self) -> list[Path]:
+        """Every run directory under the root (those holding run.json, rows or cells)."""
+        if not self.root.is_dir():
+            return []
+        found: set[Path] = set()
+        for pattern in (RUN_META_FILE, ROWS_FILE, f"{CELLS_DIR}/*{CELL_ROWS_SUFFIX}"):
+            for path in self.root.glob(f"*/*/*/*/seed*/{pattern}"):
+                found.add(path.parent.parent if path.parent.name == CELLS_DIR else path.parent)
+        return sorted(found)
+
+    # ---------------------------------------------------------------- run-level files
+    def write_rows(self, run_dir: Path | str, rows: pd.DataFrame) -> Path:
+        """Append ``rows`` to the run's rows.parquet (read, concatenate, atomic replace)."""
+        path = Path(run_dir) / ROWS_FILE
+        new = normalize_rows(rows)
+        if path.exists():
+            old = self._read_parquet(path, on_error="raise")
+            new = pd.concat([normalize_rows(old), new], ignore_index=True)
+        atomic_write_bytes(path, _parquet_bytes(new))
+        return path
+
+    def write_run_meta(self, run_dir: Path | str, meta: Mapping[str, Any]) -> Path:
+        """Write run.json (atomically). ``status`` must be "complete" or "partial" when given."""
+        status = meta.get("status")
+        if status is not None and status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+        kind = meta.get("data_kind")
+        if kind is not None and kind not in DATA_KINDS:
+            raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {kind!r}")
+        payload = json.dumps(dict(meta), indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+        path = Path(run_dir) / RUN_META_FILE
+        atomic_write_bytes(path, (payload + "\n").encode("utf-8"))
+        return path
+
+    def read_run_meta(self, run_dir: Path | str) -> dict[str, Any] | None:
+        """run.json as a dict; None (with a warning) when absent or unreadable."""
+        path = Path(run_dir) / RUN_META_FILE
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipping unreadable run metadata {path}: {exc}", ResultsWarning, stacklevel=2)
+            return None
+
+    def write_predictions(self, run_dir: Path | str, df: pd.DataFrame) -> Path:
+        """Write predictions.parquet (one row per frame) atomically, replacing any previous file."""
+        path = Path(run_dir) / PREDICTIONS_FILE
+        atomic_write_bytes(path, _parquet_bytes(_check_predictions(df)))
+        return path
+
+    # ---------------------------------------------------------------- cells (resume unit)
+    def _cell_paths(self, run_dir: Path | str, key: str | Mapping[str, Any]) -> tuple[Path, Path, Path]:
+        base = Path(run_dir) / CELLS_DIR / cell_id(key)
+        return (
+            base.with_name(base.name + CELL_ROWS_SUFFIX),
+            base.with_name(base.name + CELL_PRED_SUFFIX),
+            base.with_name(base.name + CELL_DONE_SUFFIX),
+        )
+
+    def cell_done(self, run_dir: Path | str, key: str | Mapping[str, Any]) -> bool:
+        """True when the cell's done marker names this key and its rows file exists.
+
+        The marker is written after both data files, so any interruption before it (a crash,
+        a full disk, a leftover temp file) leaves the cell "not done" and it is recomputed.
+        """
+        rows_path, pred_path, done_path = self._cell_paths(run_dir, key)
+        if not (done_path.is_file() and rows_path.is_file()):
+            return False
+        try:
+            marker = json.loads(done_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return marker.get("key") == _key_text(key) and (pred_path.is_file() or not marker.get("predictions"))
+
+    def mark_cell_done(
+        self,
+        run_dir: Path | str,
+        key: str | Mapping[str, Any],
+        rows_df: pd.DataFrame,
+        predictions_df: pd.DataFrame | None = None,
+    ) -> Path:
+        """Store one finished cell: predictions, then rows, then the done marker (each atomic).
+
+        Re-marking a cell replaces its files, so a re-run of a cell never duplicates rows.
+        """
+        rows_path, pred_path, done_path = self._cell_paths(run_dir, key)
+        # Remove a stale marker first: while the new files are written the cell is "not done".
+        with contextlib.suppress(OSError):
+            done_path.unlink()
+        text = _key_text(key)
+        has_predictions = predictions_df is not None
+        if has_predictions:
+            atomic_write_bytes(
+                pred_path, _parquet_bytes(_check_predictions(predictions_df), {"dfbench_cell_key": text})
+            )
+        atomic_write_bytes(rows_path, _parquet_bytes(normalize_rows(rows_df), {"dfbench_cell_key": text}))
+        marker = {
+            "key": text,
+            "rows": rows_path.name,
+            "predictions": pred_path.name if has_predictions else None,
+        }
+        atomic_write_bytes(done_path, (json.dumps(marker, sort_keys=True) + "\n").encode("utf-8"))
+        return rows_path
+
+    # ---------------------------------------------------------------- reading
+    @staticmethod
+    def _read_parquet(path: Path, on_error: str = "warn") -> pd.DataFrame | None:
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+            if on_error == "raise":
+                raise ResultsError(
+                    f"Cannot read results file {path} ({exc}); move it aside or delete it and re-run."
+                ) from exc
+            warnings.warn(f"skipping unreadable results file {path}: {exc}", ResultsWarning, stacklevel=3)
+            return None
+
+    def _run_frames(self, run_dir: Path) -> list[pd.DataFrame]:
+        frames: list[pd.DataFrame] = []
+        rows_path = run_dir / ROWS_FILE
+        if rows_path.is_file():
+            df = self._read_parquet(rows_path)
+            if df is not None:
+                frames.append(df)
+        cells = run_dir / CELLS_DIR
+        if cells.is_dir():
+            for rows_path in sorted(cells.glob(f"*{CELL_ROWS_SUFFIX}")):
+                if rows_path.name.endswith(CELL_PRED_SUFFIX):
+                    continue
+                done = rows_path.with_name(rows_path.name[: -len(CELL_ROWS_SUFFIX)] + CELL_DONE_SUFFIX)
+                if not done.is_file():
+                    warnings.warn(
+                        f"skipping incomplete cell {rows_path} (no done marker); re-run to complete it",
+                        ResultsWarning,
+                        stacklevel=3,
+                    )
+                    continue
+                df = self._read_parquet(rows_path)
+                if df is not None:
+                    frames.append(df)
+        return frames
+
+    def read_run(self, run_dir: Path | str) -> pd.DataFrame:
+        """One run's rows (its rows.parquet and finished cells), skipping unreadable files."""
+        frames = []
+        for df in self._run_frames(Path(run_dir)):
+            try:
+                frames.append(normalize_rows(df))
+            except ValueError as exc:
+                warnings.warn(
+                    f"skipping results in {run_dir} with a foreign schema: {exc}",
+                    ResultsWarning,
+                    stacklevel=2,
+                )
+        return pd.concat(frames, ignore_index=True) if frames else empty_results()
+
+    def read_all(self) -> pd.DataFrame:
+        """Every stored row (run-level rows files and finished cells), RESULT_COLUMNS schema.
+
+        Unreadable or schema-less files are skipped with a ResultsWarning naming them. The same
+        measurement from the same run stored twice (rows.parquet and a cell) is kept once.
+        """
+        frames = [rows for run_dir in self.run_dirs() if not (rows := self.read_run(run_dir)).empty]
+        if not frames:
+            return empty_results()
+        out = pd.concat(frames, ignore_index=True)
+        identity = ["run_id", "seed", *[k for k in SUMMARY_KEYS if k != "protocol_version"]]
+        return out.drop_duplicates(subset=identity, keep="last").reset_index(drop=True)
+
+    def read_predictions(self, run_dir: Path | str) -> pd.DataFrame:
+        """A run's predictions: predictions.parquet plus every finished cell's predictions."""
+        run_dir = Path(run_dir)
+        frames: list[pd.DataFrame] = []
+        path = run_dir / PREDICTIONS_FILE
+        if path.is_file():
+            df = self._read_parquet(path)
+            if df is not None:
+                frames.append(df)
+        cells = run_dir / CELLS_DIR
+        if cells.is_dir():
+            for pred in sorted(cells.glob(f"*{CELL_PRED_SUFFIX}")):
+                if pred.with_name(pred.name[: -len(CELL_PRED_SUFFIX)] + CELL_DONE_SUFFIX).is_file():
+                    df = self._read_parquet(pred)
+                    if df is not None:
+                        frames.append(df)
+        if not frames:
+            return pd.DataFrame({c: [] for c in PREDICTION_COLUMNS})
+        return pd.concat(frames, ignore_index=True)
+
+
+def _check_predictions(df: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"predictions lack columns {missing}")
+    return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- summary
+def _sample_std(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed) and number of seeds per measurement.
+
+    Grouped by SUMMARY_KEYS. ``ci_low``/``ci_high`` are the means of the per-seed bootstrap
+    interval bounds (for one seed: that seed's interval). NaN values (an undefined metric) are
+    left out of the mean; ``n`` counts the seeds with a defined value.
+    """
+    rows = empty_results() if df.empty else normalize_rows(df)
+    if rows.empty:
+        return pd.DataFrame(columns=[*SUMMARY_KEYS, "mean", "std", "n", "ci_low", "ci_high", "seeds"])
+    agg: dict[str, tuple[str, str | Callable[[pd.Series], Any]]] = {
+        "mean": ("value", "mean"),
+        "std": ("value", _sample_std),
+        "n": ("value", "count"),
+        "ci_low": ("ci_low", "mean"),
+        "ci_high": ("ci_high", "mean"),
+        "seeds": ("seed", lambda s: ",".join(str(int(v)) for v in sorted(s.dropna().unique()))),
+    }
+    grouped = rows.groupby(list(SUMMARY_KEYS), dropna=False, sort=False)
+    out = grouped.agg(**agg).reset_index()  # type: ignore[call-overload]
+    out["n"] = out["n"].astype(int)
+    return out

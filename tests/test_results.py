@@ -1,0 +1,217 @@
+"""Results store: round trip, damaged files, cell markers for resume, seed summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfbench.benchmark.environment import environment_info, package_versions
+from dfbench.benchmark.results import (
+    CELLS_DIR,
+    RESULT_COLUMNS,
+    ResultsError,
+    ResultsStore,
+    ResultsWarning,
+    cell_id,
+    summarize,
+)
+
+
+def make_rows(
+    seed: int = 0, *, detector: str = "erm", test: str = "NT/c23", values=(0.8, 0.7)
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "protocol": "cross_quality",
+            "protocol_version": "1",
+            "detector": detector,
+            "backbone": "resnet18",
+            "preset": "mini",
+            "seed": seed,
+            "training": "c23",
+            "test": test,
+            "metric": ["auc", "acc"],
+            "level": "video",
+            "value": list(values),
+            "n_real": 10,
+            "n_fake": 12,
+            "data_kind": "synthetic-mini",
+            "run_id": f"run-{seed}",
+        }
+    )
+
+
+def make_predictions(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "test": "NT/c23",
+            "training": "c23",
+            "variant": "",
+            "video_id": [f"ffpp/NT/c23/{i:03d}" for i in range(n)],
+            "frame": np.arange(n),
+            "label": [0, 1] * (n // 2),
+            "score": np.linspace(0.1, 0.9, n),
+        }
+    )
+
+
+def test_rows_round_trip_with_fixed_schema(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+    assert run_dir == tmp_path / "cross_quality" / "erm" / "resnet18" / "mini" / "seed0"
+    store.write_rows(run_dir, make_rows(0))
+    store.write_rows(run_dir, make_rows(0, test="NT/c40", values=(0.6, 0.55)))  # append, not replace
+    store.write_run_meta(
+        run_dir, {"run_id": "run-0", "status": "complete", "path": tmp_path, "n": np.int64(3)}
+    )
+    store.write_predictions(run_dir, make_predictions())
+
+    back = store.read_all()
+    assert list(back.columns) == list(RESULT_COLUMNS)
+    assert len(back) == 4
+    assert sorted(back["test"].unique()) == ["NT/c23", "NT/c40"]
+    assert back.loc[(back["test"] == "NT/c40") & (back["metric"] == "auc"), "value"].item() == 0.6
+    assert back["seed"].dtype.name == "Int64" and back["n_fake"].iloc[0] == 12
+    assert back["variant"].iloc[0] == ""  # a missing optional column is filled, not dropped
+    assert list(store.read_run(run_dir).columns) == list(RESULT_COLUMNS)
+    meta = store.read_run_meta(run_dir)
+    assert (
+        meta is not None and meta["status"] == "complete" and meta["n"] == 3 and meta["path"] == str(tmp_path)
+    )
+    assert len(store.read_predictions(run_dir)) == 4
+    # nothing but the final files is left in the run directory (temp files were renamed away)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["predictions.parquet", "rows.parquet", "run.json"]
+
+
+def test_extra_columns_from_a_procedure_are_kept(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+    store.mark_cell_done(run_dir, "c", make_rows().assign(n_failed=2, protocol_hash="h"), make_predictions())
+    back = store.read_all()
+    assert list(back.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    assert back["n_failed"].tolist() == [2, 2] and back["protocol_hash"].iloc[0] == "h"
+
+
+def test_missing_column_and_bad_status_are_rejected(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("p", "d", "b", "mini", 0)
+    with pytest.raises(ValueError, match="required columns"):
+        store.write_rows(run_dir, make_rows().drop(columns=["metric"]))
+    with pytest.raises(ValueError, match="status"):
+        store.write_run_meta(run_dir, {"status": "finished"})
+
+
+def test_run_dir_names_cannot_escape_root(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("..", "../../etc", "hf-hub:timm/x", "mini", 1)
+    assert tmp_path in run_dir.parents
+    assert ".." not in run_dir.relative_to(tmp_path).parts
+
+
+def test_corrupt_and_partial_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    good = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+    store.write_rows(good, make_rows(0))
+    bad = store.run_dir("cross_quality", "erm", "resnet18", "mini", 1)
+    bad.mkdir(parents=True)
+    (bad / "rows.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    # a finished cell whose rows file was truncated after the marker (disk trouble)
+    cells = store.run_dir("cross_quality", "erm", "resnet18", "mini", 2)
+    store.mark_cell_done(cells, "cellA", make_rows(2), make_predictions())
+    rows_file = cells / CELLS_DIR / f"{cell_id('cellA')}.parquet"
+    rows_file.write_bytes(rows_file.read_bytes()[:40])
+
+    with pytest.warns(ResultsWarning) as caught:
+        back = store.read_all()
+    messages = " ".join(str(w.message) for w in caught)
+    assert str(bad / "rows.parquet") in messages
+    assert str(rows_file) in messages
+    assert set(back["seed"]) == {0}  # the good run survives
+    # appending to a damaged rows file refuses with a clear, user-facing error
+    with pytest.raises(ResultsError, match="rows.parquet"):
+        store.write_rows(bad, make_rows(1))
+
+
+def test_cell_markers_for_resume(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+    key = {"training": "c23", "test": "NT/c40", "config_hash": "abc"}
+    assert not store.cell_done(run_dir, key)
+    store.mark_cell_done(run_dir, key, make_rows(0, test="NT/c40"), make_predictions())
+    assert store.cell_done(run_dir, key)
+    assert not store.cell_done(run_dir, {**key, "config_hash": "other"})  # a changed config is not done
+
+    # re-marking replaces the cell: a re-run never duplicates rows
+    store.mark_cell_done(run_dir, key, make_rows(0, test="NT/c40", values=(0.9, 0.85)), make_predictions())
+    back = store.read_all()
+    assert len(back) == 2 and back.loc[back["metric"] == "auc", "value"].item() == 0.9
+    assert len(store.read_predictions(run_dir)) == 4
+
+
+def test_leftover_temp_file_does_not_count_as_done(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    run_dir = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+    cells = run_dir / CELLS_DIR
+    cells.mkdir(parents=True)
+    h = cell_id("cellB")
+    # what an interrupted mark_cell_done leaves: temp files of the data and of the marker
+    (cells / f".{h}.parquet.x1.tmp").write_bytes(b"half")
+    (cells / f".{h}.done.json.x2.tmp").write_text(json.dumps({"key": "cellB"}))
+    assert not store.cell_done(run_dir, "cellB")
+    # rows renamed into place but the marker never written: still not done, and not read
+    store.mark_cell_done(run_dir, "cellB", make_rows(), make_predictions())
+    (cells / f"{h}.done.json").unlink()
+    assert not store.cell_done(run_dir, "cellB")
+    with pytest.warns(ResultsWarning, match="incomplete cell"):
+        assert store.read_all().empty
+
+
+def test_summarize_mean_std_over_seeds() -> None:
+    rows = pd.concat(
+        [
+            make_rows(0, values=(0.80, 0.70)),
+            make_rows(1, values=(0.90, 0.60)),
+            make_rows(2, values=(0.70, 0.50)),
+        ]
+    )
+    rows = pd.concat([rows, make_rows(0, detector="pim", values=(0.75, float("nan")))])
+    summary = summarize(rows)
+    erm_auc = summary[(summary["detector"] == "erm") & (summary["metric"] == "auc")].iloc[0]
+    assert erm_auc["mean"] == pytest.approx(0.8)
+    assert erm_auc["std"] == pytest.approx(0.1)  # sample std of 0.8, 0.9, 0.7
+    assert erm_auc["n"] == 3 and erm_auc["seeds"] == "0,1,2"
+    erm_acc = summary[(summary["detector"] == "erm") & (summary["metric"] == "acc")].iloc[0]
+    assert erm_acc["mean"] == pytest.approx(0.6) and erm_acc["std"] == pytest.approx(0.1)
+    pim_auc = summary[(summary["detector"] == "pim") & (summary["metric"] == "auc")].iloc[0]
+    assert pim_auc["n"] == 1 and math.isnan(pim_auc["std"])  # one seed: no spread, not zero
+    pim_acc = summary[(summary["detector"] == "pim") & (summary["metric"] == "acc")].iloc[0]
+    assert pim_acc["n"] == 0 and math.isnan(pim_acc["mean"])  # an undefined metric stays undefined
+
+
+def test_summarize_keeps_presets_and_data_kinds_apart() -> None:
+    rows = pd.concat([make_rows(0), make_rows(0).assign(data_kind="real", value=[0.5, 0.5])])
+    summary = summarize(rows)
+    assert len(summary[summary["metric"] == "auc"]) == 2
+
+
+def test_environment_info_has_versions_and_no_hostname() -> None:
+    info = environment_info("cpu")
+    assert info["device"] == "cpu"
+    assert info["versions"]["python"] and info["versions"]["pandas"] == pd.__version__
+    assert set(package_versions()) >= {
+        "torch",
+        "timm",
+        "numpy",
+        "scikit-learn",
+        "av",
+        "facenet-pytorch",
+        "dfbench",
+    }
+    assert platform.node() not in json.dumps(info)  # no hostname: results files get shared
+    assert info["git_hash"] is None or len(info["git_hash"]) == 40
