@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-EXTENSION_MODULES: tuple[str, ...] = ()
+EXTENSION_MODULES: tuple[str, ...] = (
+    "dfbench.benchmark.perturbations_qad",
+    "dfbench.benchmark.procedures_pbnet",
+)
 
 for _module in EXTENSION_MODULES:
     importlib.import_module(_module)

@@ -1,1 +1,18 @@
-"""dfbench.datasets: one adapter per public dataset and the embedded synthetic benchmark."""
+"""dfbench.datasets: one adapter per public dataset and the embedded synthetic benchmark.
+
+Importing the package registers every adapter (one module each), as ``timm.models``
+registers its families. Adding a dataset = one adapter module + one import line here.
+"""
+
+from dfbench.datasets import ffpp  # noqa: E402,F401  (registers "ffpp")
+from dfbench.datasets.base import (
+    DATASETS,
+    INDEX_COLUMNS,
+    DatasetAdapter,
+    Selection,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+)
+
+__all__ = ["DATASETS", "INDEX_COLUMNS", "DatasetAdapter", "Selection", "get_dataset", "list_datasets", "register_dataset"]

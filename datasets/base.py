@@ -80,6 +80,13 @@ class DatasetAdapter(ABC):
     frames_are_crops: ClassVar[bool] = False
     # subfolder of the embedded synthetic benchmark holding this dataset's stand-in (or None)
     embedded_subdir: ClassVar[str | None] = None
+    # conventional folder name under --data-root (e.g. "FaceForensics++")
+    default_dirname: ClassVar[str | None] = None
+
+    @classmethod
+    def looks_like(cls, root: str | Path) -> bool:
+        """Whether ``root`` itself holds this dataset's official layout (adapters override)."""
+        return False
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()

@@ -26,4 +26,8 @@ __all__ = [
 ]
 
 # recipe families (each module registers its variants)
-from dfbench.detectors import baselines  # noqa: E402,F401
+from dfbench.detectors import (
+    baselines,  # noqa: E402,F401
+    pbnet,  # noqa: E402,F401
+    qad,  # noqa: E402,F401
+)

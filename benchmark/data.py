@@ -1,0 +1,313 @@
+"""Protocol selections → FrameSet, through the dataset adapters and the crop cache.
+
+``load_frames`` builds (once per dataset root and process) each dataset's index, applies
+the selections, makes sure every needed video has a crop-cache entry (preprocessing what is
+missing) and stacks the crops. Videos that failed preprocessing are left out, listed in a
+warning and in ``frames.attrs["failed"]`` (video_id → reason), never replaced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dfbench.benchmark.errors import ConfigError, DatasetError
+from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.preprocess.cache import CropCache, CropParams
+from dfbench.benchmark.preprocess.pipeline import ensure_crops, video_name
+from dfbench.benchmark.settings import get_settings
+from dfbench.datasets.base import DATASETS, DatasetAdapter, Selection, get_dataset
+
+EXTRAS = ("paired_real", "mask", "landmarks", "qualities")
+META = ("video_id", "frame", "label", "dataset", "method", "quality", "face_found", "target_id", "source_id", "split")
+
+_INDEX_MEMO: dict[tuple[str, str], tuple[DatasetAdapter, pd.DataFrame]] = {}
+
+
+def load_adapters() -> None:
+    """Make sure every adapter is registered (importing the package imports each adapter)."""
+    importlib.import_module("dfbench.datasets")
+
+
+def clear_index_memo() -> None:
+    """Forget memoised indexes (after files under a dataset root changed in this process)."""
+    _INDEX_MEMO.clear()
+
+
+def dataset_index(name: str, root: str | Path) -> tuple[DatasetAdapter, pd.DataFrame]:
+    """The adapter for ``name`` at ``root`` and its index, built once per (name, root)."""
+    key = (name, str(Path(root).expanduser().resolve()))
+    if key not in _INDEX_MEMO:
+        load_adapters()
+        adapter = get_dataset(name, root)
+        _INDEX_MEMO[key] = (adapter, adapter.build_index())
+    return _INDEX_MEMO[key]
+
+
+def default_roots(data_root: Path | None, datasets: Iterable[str]) -> dict[str, Path]:
+    """Where each dataset lives. Without ``data_root``: the embedded synthetic benchmark
+    (generated on first use). With it: ``data_root/<adapter.default_dirname>`` if that
+    folder exists, else ``data_root`` itself when it directly holds the dataset."""
+    names = list(dict.fromkeys(datasets))
+    load_adapters()
+    roots: dict[str, Path] = {}
+    if data_root is None:
+        try:
+            synth = importlib.import_module("dfbench.datasets.synth")
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                "The embedded benchmark generator (dfbench.datasets.synth) is not installed; pass --data-root "
+                "with the folder that holds the datasets."
+            ) from exc
+        synth.ensure_embedded_data("mini")
+        for name in names:
+            sub = DATASETS.get(name).embedded_subdir
+            path = get_settings().data / "mini" / sub if sub else None
+            if path is not None and path.is_dir():
+                roots[name] = path
+        return roots  # a dataset without an embedded stand-in is left out: the runner names it
+    data_root = Path(data_root).expanduser()
+    for name in names:
+        cls = DATASETS.get(name)
+        candidate = data_root / (cls.default_dirname or name)
+        if candidate.is_dir():
+            roots[name] = candidate
+        elif cls.looks_like(data_root):
+            roots[name] = data_root
+    return roots
+
+
+def _align(target_frames: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Positions in ``frames`` of the frame indices nearest to ``target_frames`` (identical
+    positions whenever both videos have the same length)."""
+    return np.argmin(np.abs(np.asarray(target_frames)[:, None] - np.asarray(frames)[None, :]), axis=1)
+
+
+def load_frames(
+    selections: Sequence[Selection],
+    *,
+    roots: Mapping[str, Path],
+    cache: CropCache | None = None,
+    crop: CropParams,
+    requires: Iterable[str] = (),
+    progress: bool = True,
+    rebuild: bool = False,
+    workers: int = 0,
+) -> FrameSet:
+    """Frames of every video the selections name, with the extras in ``requires``.
+
+    ``requires``: "paired_real" (a fake's target real at the same quality and frame
+    position; a real: itself), "mask", "landmarks", "qualities" (the same frames at every
+    quality — the selection's, else the adapter's — best first; one row per (video, frame),
+    ``images`` holds the first quality). Raises DatasetError when a selection matches no
+    video, a required quality or mask is missing, or every video failed.
+    """
+    requires = tuple(dict.fromkeys(requires))
+    unknown = [r for r in requires if r not in EXTRAS]
+    if unknown:
+        raise ConfigError(f"Unknown frame extras {unknown} in requires; known: {', '.join(EXTRAS)}.")
+    cache = cache if cache is not None else CropCache()
+    failed: dict[str, str] = {}
+    notes: list[str] = []
+    parts: list[tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], pd.DataFrame, DatasetAdapter, list[str]]] = []
+    for sel in selections:
+        if sel.dataset not in roots:
+            raise ConfigError(f"No root folder given for dataset {sel.dataset!r}; add it to roots (or --data-root).")
+        adapter, index = dataset_index(sel.dataset, roots[sel.dataset])
+        rows = sel.apply(index, adapter.real_methods)
+        if rows.empty:
+            raise DatasetError(
+                f"Selection {sel} matches no video under {adapter.root}; run `dfbench datasets check {adapter.root}`."
+            )
+        qualities = [rows["quality"].iloc[0]]
+        needed = [rows]
+        if "qualities" in requires:
+            wanted_q = sel.qualities if sel.qualities is not None else adapter.qualities
+            qualities = [q for q in adapter.qualities if q in wanted_q]
+            rows, others = _quality_rows(rows, index, qualities)
+            needed.append(others)
+        if "paired_real" in requires:
+            needed.append(_paired_rows(rows, index, adapter.real_methods))
+        todo = pd.concat(needed).drop_duplicates("video_id")
+        report, entries = ensure_crops(
+            todo,
+            cache=cache,
+            params=crop,
+            real_methods=adapter.real_methods,
+            qualities=adapter.qualities,
+            pool=index,
+            rebuild=rebuild,
+            progress=progress,
+            workers=workers,
+            keep=True,
+        )
+        failed.update(report.failed)
+        notes.extend(report.notes)
+        parts.append((rows, entries, index, adapter, qualities))
+    frames = _assemble(parts, requires, crop, failed)
+    if failed:
+        shown = "; ".join(f"{v}: {r}" for v, r in list(failed.items())[:3])
+        warnings.warn(
+            f"{len(failed)} videos failed preprocessing and are left out ({shown}{' …' if len(failed) > 3 else ''}); "
+            f"see frames.attrs['failed'].",
+            UserWarning,
+            stacklevel=2,
+        )
+    frames.attrs["notes"] = notes
+    return frames
+
+
+def _quality_rows(rows: pd.DataFrame, index: pd.DataFrame, qualities: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per video at the first quality, the rows of the other qualities)."""
+    by_key = {
+        (ds, m, video_name(v), q): i
+        for i, (ds, m, v, q) in enumerate(zip(index["dataset"], index["method"], index["video_id"], index["quality"]))
+    }
+    base, others = [], []
+    seen = set()
+    for ds, m, v in zip(rows["dataset"], rows["method"], rows["video_id"]):
+        name = video_name(v)
+        if (ds, m, name) in seen:
+            continue
+        seen.add((ds, m, name))
+        for q in qualities:
+            if (ds, m, name, q) not in by_key:
+                raise DatasetError(
+                    f"Video {ds}/{m}/{name} has no {q} version under the dataset root, but every quality "
+                    f"{qualities} was required; download it or select fewer qualities."
+                )
+        base.append(by_key[(ds, m, name, qualities[0])])
+        others += [by_key[(ds, m, name, q)] for q in qualities[1:]]
+    return index.iloc[base].reset_index(drop=True), index.iloc[others].reset_index(drop=True)
+
+
+def _paired_key(real_methods: Sequence[str], index: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+    """(dataset, name, quality) → row of the real video, first real method wins."""
+    out: dict[tuple[str, str, str], int] = {}
+    order = {m: i for i, m in enumerate(real_methods)}
+    reals = index[index["method"].isin(real_methods)]
+    for i, ds, _method, v, q in sorted(
+        zip(reals.index, reals["dataset"], reals["method"], reals["video_id"], reals["quality"]),
+        key=lambda t: order[t[2]],
+    ):
+        out.setdefault((ds, video_name(v), q), i)
+    return out
+
+
+def _paired_rows(rows: pd.DataFrame, index: pd.DataFrame, real_methods: Sequence[str]) -> pd.DataFrame:
+    key = _paired_key(real_methods, index)
+    hits = [
+        key[(ds, str(t), q)]
+        for ds, t, q, label in zip(rows["dataset"], rows["target_id"], rows["quality"], rows["label"])
+        if int(label) == 1 and (ds, str(t), q) in key
+    ]
+    return index.loc[hits]
+
+
+def _assemble(
+    parts: list[tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], pd.DataFrame, DatasetAdapter, list[str]]],
+    requires: tuple[str, ...],
+    crop: CropParams,
+    failed: dict[str, str],
+) -> FrameSet:
+    images: list[np.ndarray] = []
+    meta: list[pd.DataFrame] = []
+    extras: dict[str, list[np.ndarray]] = {r: [] for r in requires}
+    qualities_attr: list[str] | None = None
+    seen: set[str] = set()
+    for rows, entries, index, adapter, qualities in parts:
+        paired = _paired_key(adapter.real_methods, index) if "paired_real" in requires else {}
+        if "qualities" in requires:
+            if qualities_attr is not None and qualities_attr != qualities:
+                raise ConfigError(
+                    f"Selections ask for different quality sets ({qualities_attr} and {qualities}) with requires=qualities."
+                )
+            qualities_attr = qualities
+        for row in rows.itertuples(index=False):
+            vid = row.video_id
+            if vid in seen or vid in failed or vid not in entries:
+                continue
+            entry = entries[vid]
+            fidx = entry["frame_indices"]
+            got: dict[str, np.ndarray] = {}
+            reason = None
+            if "paired_real" in requires:
+                if int(row.label) == 0:
+                    got["paired_real"] = entry["crops"]
+                else:
+                    real_row = paired.get((row.dataset, str(row.target_id), row.quality))
+                    real_id = index.at[real_row, "video_id"] if real_row is not None else None
+                    if real_id is None:
+                        reason = f"its target's real video {row.target_id} at {row.quality} is not indexed (paired_real)"
+                    elif real_id not in entries:
+                        reason = f"its target's real video {real_id} failed: {failed.get(real_id, 'no crops')}"
+                    else:
+                        real = entries[real_id]
+                        got["paired_real"] = real["crops"][_align(fidx, real["frame_indices"])]
+            if "mask" in requires and reason is None:
+                if "mask" in entry:
+                    got["mask"] = entry["mask"]
+                elif int(row.label) == 0:
+                    got["mask"] = np.zeros(entry["crops"].shape[:3], np.uint8)  # a real is unmanipulated
+                else:
+                    raise DatasetError(
+                        f"Fake video {vid} has no mask file ({row.mask_path or 'none indexed'}), but the detector "
+                        f"requires masks; download the dataset's masks or pick a detector without them."
+                    )
+            if "landmarks" in requires:
+                got["landmarks"] = entry["landmarks"].astype(np.float32)
+            if "qualities" in requires and reason is None:
+                stack = []
+                name = video_name(vid)
+                for q in qualities:
+                    qid = f"{row.dataset}/{row.method}/{q}/{name}"
+                    if qid not in entries:
+                        reason = f"its {q} version {qid} failed: {failed.get(qid, 'no crops')}"
+                        break
+                    stack.append(entries[qid]["crops"][_align(fidx, entries[qid]["frame_indices"])])
+                if reason is None:
+                    got["qualities"] = np.stack(stack, axis=1)
+            if reason is not None:
+                failed[vid] = reason
+                continue
+            seen.add(vid)
+            n = len(entry["crops"])
+            images.append(entry["crops"])
+            meta.append(
+                pd.DataFrame(
+                    {
+                        "video_id": vid,
+                        "frame": fidx.astype(np.int64),
+                        "label": int(row.label),
+                        "dataset": row.dataset,
+                        "method": row.method,
+                        "quality": row.quality,
+                        "face_found": entry["face_found"].astype(bool),
+                        "target_id": str(row.target_id),
+                        "source_id": str(row.source_id),
+                        "split": row.split,
+                    },
+                    index=range(n),
+                )
+            )
+            for k, v in got.items():
+                extras[k].append(v)
+    if not images:
+        raise DatasetError(
+            f"Every selected video failed preprocessing ({len(failed)} failures, e.g. "
+            f"{next(iter(failed.items()), ('', ''))[0]}: {next(iter(failed.values()), '')})."
+        )
+    attrs: dict[str, object] = {"failed": dict(failed), "crop": crop}
+    if qualities_attr is not None:
+        attrs["qualities"] = list(qualities_attr)
+    return FrameSet(
+        np.concatenate(images),
+        pd.concat(meta, ignore_index=True)[list(META)],
+        {k: np.concatenate(v) for k, v in extras.items()},
+        attrs,
+    )

@@ -1,0 +1,129 @@
+"""Face detection (batched MTCNN from facenet-pytorch), face choice, square boxes and crops.
+
+Conventions:
+- Boxes are (x1, y1, x2, y2) in frame pixels, floats; NaN rows mean "no face".
+- One face per frame: the largest detected face (ties: the more confident). FF++-style
+  videos centre on one subject, and its face is the largest; the detector's own
+  probability threshold has already removed weak candidates.
+- The crop is a square of side ``margin * max(w, h)`` centred on the face box. Where it
+  reaches past the frame border it is **padded with black** rather than shifted inward, so
+  the face stays centred and at the same scale in every frame and every quality.
+- Resizing uses PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+import dfbench  # noqa: F401  (installs the torchvision guard before facenet-pytorch imports torchvision)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """One chosen face per frame (NaN / False where none was found)."""
+
+    boxes: np.ndarray  # float32 (F, 4) face boxes in frame pixels
+    probs: np.ndarray  # float32 (F,)
+    landmarks: np.ndarray  # float32 (F, 5, 2) in frame pixels
+    face_found: np.ndarray  # bool (F,)
+
+
+class FaceDetector:
+    """Batched MTCNN. ``detect(frames)`` takes uint8 (F, H, W, 3) frames of one size."""
+
+    def __init__(
+        self,
+        *,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        min_face_size: int = 20,
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> None:
+        from facenet_pytorch import MTCNN  # heavy import; only when detection is needed
+
+        self.batch_size = batch_size
+        self.mtcnn = MTCNN(
+            keep_all=True,
+            thresholds=list(thresholds),
+            min_face_size=min_face_size,
+            post_process=False,
+            device=device,
+        )
+
+    def detect(self, frames: np.ndarray) -> Detections:
+        n = len(frames)
+        boxes = np.full((n, 4), np.nan, np.float32)
+        probs = np.zeros(n, np.float32)
+        landmarks = np.full((n, 5, 2), np.nan, np.float32)
+        found = np.zeros(n, bool)
+        if n == 0 or min(frames.shape[1:3]) < 12:
+            # MTCNN's pyramid needs 12 px; smaller frames crash inside it (no face can be found)
+            return Detections(boxes, probs, landmarks, found)
+        for start in range(0, n, self.batch_size):
+            batch = np.ascontiguousarray(frames[start : start + self.batch_size])
+            b, p, lm = self.mtcnn.detect(batch, landmarks=True)
+            for j in range(len(batch)):
+                if b[j] is None:
+                    continue
+                fb = np.asarray(b[j], np.float32).reshape(-1, 4)
+                fp = np.asarray(p[j], np.float32).reshape(-1)
+                fl = np.asarray(lm[j], np.float32).reshape(-1, 5, 2)
+                area = (fb[:, 2] - fb[:, 0]) * (fb[:, 3] - fb[:, 1])
+                best = int(np.lexsort((-fp, -area))[0])  # largest first, then most confident
+                boxes[start + j] = fb[best]
+                probs[start + j] = fp[best]
+                landmarks[start + j] = fl[best]
+                found[start + j] = True
+        return Detections(boxes, probs, landmarks, found)
+
+
+def fill_missing(face_found: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
+    """For each frame, the position (in the sample) of the frame whose box it uses: itself
+    when a face was found, else the nearest frame (by frame index; earlier wins ties) with
+    a face. Returns -1 everywhere when no frame has a face."""
+    found_pos = np.flatnonzero(face_found)
+    if len(found_pos) == 0:
+        return np.full(len(face_found), -1, np.int64)
+    idx = np.asarray(frame_indices, np.int64)
+    dist = np.abs(idx[:, None] - idx[found_pos][None, :])
+    return found_pos[np.argmin(dist, axis=1)]  # argmin returns the first (earlier) on ties
+
+
+def square_boxes(face_boxes: np.ndarray, margin: float) -> np.ndarray:
+    """Square crop boxes of side ``margin * max(w, h)`` centred on each face box."""
+    b = np.asarray(face_boxes, np.float64)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    side = margin * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+
+
+def _integer_box(box: np.ndarray) -> tuple[int, int, int]:
+    """(x0, y0, side) on the pixel grid; the same float box always gives the same pixels."""
+    x0, y0 = int(np.floor(box[0] + 0.5)), int(np.floor(box[1] + 0.5))
+    side = max(1, int(np.floor(box[2] - box[0] + 0.5)))
+    return x0, y0, side
+
+
+def crop_frame(frame: np.ndarray, box: np.ndarray, size: int, resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
+    """Crop the square ``box`` from ``frame`` (padding with black past the border) and
+    resize it to ``size`` × ``size``. Works for RGB (H, W, 3) and single-channel (H, W)."""
+    x0, y0, side = _integer_box(box)
+    image = Image.fromarray(frame)
+    # PIL fills the part of a crop box outside the image with zeros: the black padding
+    patch = image.crop((x0, y0, x0 + side, y0 + side))
+    if side != size:
+        patch = patch.resize((size, size), resample=resample)
+    return np.asarray(patch, dtype=np.uint8)
+
+
+def landmarks_to_crop(landmarks: np.ndarray, crop_boxes: np.ndarray, size: int) -> np.ndarray:
+    """Landmarks from frame pixels to the pixels of the resized crops."""
+    out = np.empty_like(landmarks, dtype=np.float32)
+    for i, box in enumerate(crop_boxes):
+        x0, y0, side = _integer_box(box)
+        out[i] = (landmarks[i] - np.array([x0, y0], np.float32)) * (size / side)
+    return out

@@ -1,0 +1,285 @@
+"""PBNet: equations against hand computations, the frozen detector, the balanced offset set,
+the registered detector and the compression_remedy procedure end to end (tiny, CPU)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import dfbench  # noqa: F401  (torchvision guard before timm)
+from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.procedures import PROCEDURES, RunContext
+from dfbench.benchmark.procedures_pbnet import bleach_plans, compression_remedy, frozen_and_config
+from dfbench.benchmark.protocol import load_protocol, parse_protocol
+from dfbench.detectors import create_detector
+from dfbench.detectors.pbnet import (
+    BleachedDetector,
+    DCGANGenerator,
+    PBNetConfig,
+    PixelBleach,
+    balanced_offset_set,
+    load_bleach,
+    prediction_sign,
+    reconstruct_compensate,
+    regularization_loss,
+    remedy_loss,
+    save_bleach,
+    train_bleach,
+)
+
+SIZE = 32
+
+
+def tiny_frames(quality: str, split: str, n_videos: int = 8, frames: int = 4, seed: int = 0) -> FrameSet:
+    """Real: flat colour + noise; fake: + a checkerboard, fainter at c40 (compression)."""
+    rng = np.random.default_rng([seed, sum(map(ord, quality + split))])
+    amp = {"c23": 40.0, "c40": 8.0}.get(quality, 40.0)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    checker = (((yy + xx) % 2) * 2 - 1)[..., None]
+    images, rows = [], []
+    for v in range(n_videos):
+        label = v % 2
+        colour = rng.uniform(60, 190, 3)
+        for f in range(frames):
+            img = colour + rng.normal(0, 10, (SIZE, SIZE, 3)) + (amp * checker if label else 0)
+            images.append(np.clip(img, 0, 255).astype(np.uint8))
+            rows.append({"video_id": f"ffpp/{'FS' if label else 'youtube'}/{quality}/{split}{v}", "frame": f,
+                         "label": label, "dataset": "ffpp", "method": "FaceSwap" if label else "youtube",
+                         "quality": quality, "face_found": True})
+    return FrameSet(np.stack(images), pd.DataFrame(rows))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions: one intra-op thread is faster than two on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fitted_erm(one_thread) -> object:
+    torch.manual_seed(0)
+    det = create_detector("erm", input_size=SIZE, epochs=1, batch_size=16)
+    det.fit(tiny_frames("c23", "train"), tiny_frames("c23", "val"), seed=0)
+    return det
+
+
+def small_config(**overrides) -> PBNetConfig:
+    return PBNetConfig.preset("mini", **{"input_size": SIZE, "epochs": 1, "batch_size": 8, "generator_width": 16, **overrides})
+
+
+# --------------------------------------------------------------------------- equations
+def test_prediction_sign_is_the_detectors_decision() -> None:
+    logits = torch.tensor([[0.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
+    assert prediction_sign(logits).tolist() == [1.0, -1.0, 1.0]  # tie = P(fake) 0.5 = "fake", as ACC
+
+
+def test_recf_equals_formula_for_both_signs() -> None:
+    phi = torch.tensor([[1.0, -2.0, 3.0], [1.0, -2.0, 3.0]])
+    sign = prediction_sign(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # +1 (fake), −1 (real)
+    out = reconstruct_compensate(phi, sign, m=0.7)
+    # I = +1: −2φ + 0.7φ = −1.3φ ; I = −1: −2φ − 0.7φ = −2.7φ
+    expected = torch.tensor([[-1.3, 2.6, -3.9], [-2.7, 5.4, -8.1]])
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.equal(reconstruct_compensate(phi, sign, m=0.0), -2 * phi)  # Eq. 3
+
+
+def test_remedy_loss_matches_hand_computation() -> None:
+    phi_bl = torch.tensor([[3.0, 4.0], [1.0, 2.0]])
+    phi_tar = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    # E = [1, 0]: pull √(3²+4²) = 5 ; push τ·√(1²+2²) ; both over √B, B = 2
+    got = remedy_loss(phi_bl, phi_tar, torch.tensor([True, False]), tau=0.2)
+    assert got.item() == pytest.approx((5 - 0.2 * math.sqrt(5)) / math.sqrt(2), rel=1e-6)
+    # E = [1, 1]: pull √(25 + 4² + 3²) = √50, nothing pushed
+    got = remedy_loss(phi_bl, phi_tar, torch.tensor([True, True]), tau=0.2)
+    assert got.item() == pytest.approx(math.sqrt(50) / math.sqrt(2), rel=1e-5)
+
+
+def test_remedy_loss_gradient_is_finite_without_errors() -> None:
+    phi_bl = torch.tensor([[3.0, 4.0], [1.0, 2.0]], requires_grad=True)
+    loss = remedy_loss(phi_bl, torch.zeros(2, 2), torch.tensor([False, False]), tau=0.2)
+    loss.backward()
+    assert loss.item() == pytest.approx(-0.2 * math.sqrt(30) / math.sqrt(2), rel=1e-5)
+    assert torch.isfinite(phi_bl.grad).all()
+
+
+def test_regularization_loss_matches_hand_computation() -> None:
+    bleached = torch.tensor([[0.1, 0.2], [0.0, 0.02]]).view(2, 1, 1, 2)
+    original = torch.tensor([[1.0, 0.5], [0.5, 0.5]]).view(2, 1, 1, 2)
+    # image 1: 50·I_bl − I_0 = [4.0, 9.5] → √((16 + 90.25) / 2); image 2: [−0.5, 0.5] → 0.5
+    expected = (math.sqrt((16 + 90.25) / 2) + 0.5) / 2
+    assert regularization_loss(bleached, original, k=50.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- networks
+def test_generator_reaches_any_crop_size() -> None:
+    for size in (32, 64, 299):
+        out = DCGANGenerator(32, 8, size, width=16)(torch.zeros(2, 32, 8, 8))
+        assert out.shape == (2, 3, size, size)
+        assert out.abs().max() <= 1.0
+
+
+def test_feature_projection_only_when_the_feature_does_not_reshape(fitted_erm) -> None:
+    assert isinstance(PixelBleach(fitted_erm, small_config()).project, torch.nn.Linear)  # resnet10t: 512-d
+    assert isinstance(PixelBleach(fitted_erm, small_config(), feature_dim=2048).project, torch.nn.Identity)
+
+
+def test_zero_scale_bleach_returns_the_input(fitted_erm) -> None:
+    bleach = PixelBleach(fitted_erm, small_config(bleach_scale=0.0)).eval()
+    x = torch.rand(4, 3, SIZE, SIZE)
+    out = bleach(x)
+    assert torch.equal(out.bleached, x)
+    live = PixelBleach(fitted_erm, small_config(bleach_scale=1.0)).eval()
+    assert not torch.equal(live(x).bleached, x)  # the comparison can fail: a real bleach moves pixels
+
+
+# --------------------------------------------------------------------------- training
+def test_balanced_offset_set_is_errors_plus_equal_correct_sample() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.9, 0.1, 0.2, 0.3, 0.4, 0.8, 0.7, 0.6])  # FP at 0, FN at 4
+    chosen = balanced_offset_set(labels, scores, np.random.default_rng(0))
+    assert chosen.errors.tolist() == [0, 4]
+    assert (chosen.n_fp, chosen.n_fn) == (1, 1)
+    assert len(chosen.correct) == 2 and set(chosen.correct) <= {1, 2, 3, 5, 6, 7}
+    assert chosen.indices.tolist() == sorted([0, 4, *chosen.correct.tolist()])
+    again = balanced_offset_set(labels, scores, np.random.default_rng(0))
+    assert again.indices.tolist() == chosen.indices.tolist()  # seeded
+    # more errors than correct frames: every correct frame joins
+    many = balanced_offset_set(labels, 1 - scores, np.random.default_rng(0))
+    assert many.errors.tolist() == [1, 2, 3, 5, 6, 7] and many.correct.tolist() == [0, 4]
+
+
+def test_frozen_detector_is_bit_identical_after_bleach_training(fitted_erm, tmp_path: Path) -> None:
+    before = {k: {n: t.clone() for n, t in s.items()} for k, s in fitted_erm.inference_state().items()}
+    cfg = small_config(epochs=2)
+    torch.manual_seed(0)  # train_bleach seeds 0 before building its bleach: same initial weights
+    probe = PixelBleach(fitted_erm, cfg)
+    bleach = train_bleach(fitted_erm, tiny_frames("c40", "train"), tiny_frames("c40", "val"), cfg, seed=0,
+                          checkpoint_dir=tmp_path)
+    after = fitted_erm.inference_state()
+    for key, state in before.items():
+        for name, tensor in state.items():
+            assert torch.equal(tensor, after[key][name]), f"{key}.{name} changed"
+    assert not any(p.requires_grad for p in fitted_erm.model.parameters())
+    assert not fitted_erm.model.training
+    assert bleach.stats["n_errors"] > 0 and len(bleach.report.history) == 2
+    # the bleach itself did learn (same initial weights, moved by training)
+    assert any(not torch.equal(a, b) for a, b in zip(probe.state_dict().values(), bleach.state_dict().values()))
+    # save → load round trip, bound to the detector's weights
+    save_bleach(bleach, tmp_path / "b.pt", seed=0)
+    again = load_bleach(tmp_path / "b.pt", fitted_erm, config=cfg, seed=0)
+    frames = tiny_frames("c40", "test")
+    assert np.array_equal(again.predict(frames), bleach.predict(frames))
+    assert load_bleach(tmp_path / "b.pt", fitted_erm, config=cfg, seed=1) is None
+
+
+def test_registered_pbnet_fits_both_stages_and_round_trips(tmp_path: Path) -> None:
+    det = create_detector("pbnet", input_size=SIZE, epochs=1, batch_size=8, generator_width=16)
+    assert isinstance(det, BleachedDetector) and det.config.offset_m == 0.7
+    assert create_detector("pbnet_m0").config.offset_m == 0.0
+    report = det.fit(tiny_frames("c40", "train"), tiny_frames("c40", "val"), seed=0, checkpoint_dir=tmp_path / "ck")
+    assert report.epochs_run == 1 and (tmp_path / "ck" / "base" / "train_state.pt").exists()
+    frames = tiny_frames("c40", "test")
+    scores = det.predict(frames)
+    assert scores.shape == (len(frames),) and np.all((scores >= 0) & (scores <= 1))
+    # the bleached score is the frozen detector's score of the bleached image
+    x = det.base.resize(torch.from_numpy(frames.images).permute(0, 3, 1, 2).float() / 255)
+    direct = det.base.predict(torch.from_numpy((det.bleach.bleach_images(x).detach() * 255).round().byte().numpy()))
+    assert np.abs(direct - scores).max() < 0.05  # up to 8-bit re-quantisation of the bleached image
+    det.save(tmp_path / "pbnet.pt")
+    loaded = create_detector("pbnet", input_size=SIZE, generator_width=16).load(tmp_path / "pbnet.pt")
+    assert np.allclose(loaded.predict(frames), scores, atol=1e-6)
+    # from_parts: wrapping the fitted base and its bleach scores the same
+    assert np.allclose(BleachedDetector.from_parts(det.base, det.bleach).predict(frames), scores, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- procedure
+class MemoryStore:
+    """The two methods of ResultsStore a RunContext uses, in memory."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def cell_done(self, run_dir: Path, key: str) -> bool:
+        return key in self.cells
+
+    def mark_cell_done(self, run_dir: Path, key: str, rows: pd.DataFrame, pred: pd.DataFrame) -> None:
+        self.cells[key] = (rows, pred)
+
+
+SPEC = {
+    "name": "compression_remedy_tiny", "version": 1, "procedure": "compression_remedy",
+    "metrics": ["auc", "acc"], "frames": {"train": 4, "test": 4},
+    "trainings": [{"name": "FS/c23", "data": [{"dataset": "ffpp", "methods": ["FaceSwap"], "qualities": ["c23"]}]}],
+    "tests": [{"name": "FS/c40", "data": [{"dataset": "ffpp", "methods": ["FaceSwap"], "qualities": ["c40"]}]}],
+    "options": {"bleaches": [{"variant": "detector+bleach", "qualities": ["c40"]},
+                             {"variant": "detector+bleach/c23", "qualities": ["c23"], "trainings": ["FS/c23"]}]},
+}
+
+
+def make_ctx(tmp_path: Path, store: MemoryStore, loads: list) -> RunContext:
+    def loader(data, split, per_video, requires):
+        (quality,) = data[0].qualities
+        loads.append((quality, split))
+        return tiny_frames(quality, split, frames=per_video)
+
+    return RunContext(
+        spec=parse_protocol(SPEC, "test"), detector_name="erm", preset="mini", seed=0, device="cpu",
+        run_dir=tmp_path, frame_loader=loader, store=store,
+        detector_overrides={"input_size": SIZE, "epochs": 1, "batch_size": 16}, log=lambda msg: None,
+    )
+
+
+def test_procedure_scores_detector_and_bleach_variants(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(PBNetConfig, "PRESETS", {**PBNetConfig.PRESETS, "mini": {
+        **PBNetConfig.PRESETS["mini"], "epochs": 1, "batch_size": 8, "generator_width": 16}})
+    assert PROCEDURES.get("compression_remedy") is compression_remedy
+    store, loads = MemoryStore(), []
+    compression_remedy(make_ctx(tmp_path, store, loads))
+    rows = pd.concat([r for r, _ in store.cells.values()])
+    assert set(rows["variant"]) == {"detector", "detector+bleach", "detector+bleach/c23"}
+    acc = rows[(rows.metric == "acc") & (rows.level == "frame")].set_index("variant")
+    assert acc.loc["detector+bleach", "bleach_quality"] == "c40"
+    assert acc.loc["detector+bleach/c23", "bleach_quality"] == "c23"
+    assert (acc["fp"] + acc["fn"] + acc["value"] * (acc["n_real"] + acc["n_fake"])).round().eq(acc["n_real"] + acc["n_fake"]).all()
+    # the detector trained at c23, bleaches at c40 and c23 training splits, tests at c40
+    assert ("c23", "train") in loads and ("c40", "train") in loads and ("c40", "test") in loads
+    preds = {k: p for k, (_, p) in store.cells.items()}
+    det_scores = next(p for p in preds.values() if (p["variant"] == "detector").all())["score"].to_numpy()
+    bl_scores = next(p for p in preds.values() if (p["variant"] == "detector+bleach").all())["score"].to_numpy()
+    assert not np.array_equal(det_scores, bl_scores)
+    assert (tmp_path / "work" / "pbnet" / "FS_c23--detector+bleach" / "bleach.pt").exists()
+    # a rerun with every cell done does nothing; with one cell missing it reuses model and bleach
+    loads.clear()
+    compression_remedy(make_ctx(tmp_path, store, loads))
+    assert loads == []
+    key = next(k for k, (_, p) in store.cells.items() if (p["variant"] == "detector+bleach").all())
+    del store.cells[key]
+    compression_remedy(make_ctx(tmp_path, store, loads))
+    assert loads == [("c40", "test")]
+    again = store.cells[key][1]["score"].to_numpy()
+    assert np.allclose(again, bl_scores, atol=1e-6)
+
+
+def test_pbnet_detector_contributes_its_base_and_config(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, MemoryStore(), [])
+    ctx.detector_name, ctx.detector_overrides = "pbnet_m0", {"input_size": SIZE}
+    frozen, config = frozen_and_config(ctx)
+    assert frozen.name == "erm" and frozen.config.input_size == SIZE and config.offset_m == 0.0
+
+
+def test_shipped_protocol_validates() -> None:
+    spec = load_protocol("compression_remedy")
+    assert spec.procedure == "compression_remedy" and len(spec.trainings) == 4
+    plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
+    assert [(p.variant, p.qualities) for p in plans] == [("detector+bleach", ("c40",)), ("detector+bleach/c23", ("c23",))]
+    assert load_protocol("compression_remedy", preset="paper").frames_test == 300
+    with pytest.raises(Exception, match="unknown training"):
+        bleach_plans({"bleaches": [{"variant": "x", "qualities": ["c40"], "trainings": ["nope"]}]}, ["FS/c23"], "p")
