@@ -11,6 +11,8 @@ import importlib
 EXTENSION_MODULES: tuple[str, ...] = (
     "dfbench.benchmark.perturbations_qad",
     "dfbench.benchmark.procedures_pbnet",
+    "dfbench.benchmark.laundering",
+    "dfbench.benchmark.partial",
 )
 
 for _module in EXTENSION_MODULES:

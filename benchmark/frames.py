@@ -73,6 +73,19 @@ class FrameSet(Dataset):
             item[key] = _to_tensor(key, np.ascontiguousarray(value[i]))
         return item
 
+    def batch(self, indices: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+        """The frames at ``indices`` as one batched dict (what a DataLoader would collate),
+        fetched with a single fancy index per array instead of one item at a time."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = {
+            "image": torch.from_numpy(np.ascontiguousarray(self.images[idx])).permute(0, 3, 1, 2),
+            "label": torch.from_numpy(self.labels[idx]),
+            "index": torch.from_numpy(idx),
+        }
+        for key, value in self.extras.items():
+            out[key] = _to_batch_tensor(np.ascontiguousarray(value[idx]))
+        return out
+
     def subset(self, rows: np.ndarray | pd.Series) -> FrameSet:
         """A new FrameSet of the selected rows (boolean mask or integer positions)."""
         idx = np.asarray(rows)
@@ -102,3 +115,30 @@ def _to_tensor(key: str, value: np.ndarray) -> torch.Tensor:
     if value.dtype == np.uint8 and value.ndim == 4 and value.shape[-1] == 3:  # (Q, H, W, 3)
         return t.permute(0, 3, 1, 2)
     return t
+
+
+def _to_batch_tensor(value: np.ndarray) -> torch.Tensor:
+    """Batched extras, channel-first for image-like ones (as ``_to_tensor`` per item)."""
+    t = torch.from_numpy(value)
+    if value.dtype == np.uint8 and value.ndim == 4 and value.shape[-1] == 3:  # (B, H, W, 3)
+        return t.permute(0, 3, 1, 2)
+    if value.dtype == np.uint8 and value.ndim == 5 and value.shape[-1] == 3:  # (B, Q, H, W, 3)
+        return t.permute(0, 1, 4, 2, 3)
+    return t
+
+
+class ShuffledBatches:
+    """Batches of a FrameSet in a seeded random order (a light DataLoader for in-memory frames)."""
+
+    def __init__(self, frames: FrameSet, batch_size: int, seed: int, drop_last: bool = True) -> None:
+        self.frames, self.batch_size, self.seed = frames, batch_size, seed
+        self.drop_last = drop_last and len(frames) > batch_size
+
+    def __len__(self) -> int:
+        n, b = len(self.frames), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.frames), generator=torch.Generator().manual_seed(self.seed)).numpy()
+        for i in range(len(self)):
+            yield self.frames.batch(order[i * self.batch_size : (i + 1) * self.batch_size])

@@ -10,6 +10,7 @@ register their own procedure and use the same context.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import re
@@ -220,7 +221,10 @@ def score_test(ctx: RunContext, detector: Detector, training_name: str, test: Te
         shown = test.name if not op else f"{test.name} {op}={value:g}"
         if op:
             rng = np.random.default_rng([ctx.seed, int(value * 1000)])
-            degraded = PERTURBATIONS.get(op)(frames.images, value, rng)
+            operator = PERTURBATIONS.get(op)
+            # video re-encoders (h264) need to know which frames form one video
+            kwargs = {"video_ids": frames.meta["video_id"].astype(str).tolist()} if "video_ids" in inspect.signature(operator).parameters else {}
+            degraded = operator(frames.images, value, rng, **kwargs)
             scored = FrameSet(degraded, frames.meta, frames.extras, frames.attrs)
         else:
             scored = frames

@@ -25,9 +25,11 @@ __all__ = [
     "register_detector",
 ]
 
-# recipe families (each module registers its variants)
-from dfbench.detectors import (
-    baselines,  # noqa: E402,F401
-    pbnet,  # noqa: E402,F401
-    qad,  # noqa: E402,F401
+# recipe families (each module registers its variants); adding a recipe = one module + one name here
+from dfbench.detectors import (  # noqa: E402,F401
+    baselines,
+    big_arts,
+    gradient_regularization,
+    pbnet,
+    qad,
 )

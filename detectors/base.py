@@ -22,7 +22,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,10 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.frames import FrameSet, ShuffledBatches
 from dfbench.benchmark.metrics import auc, video_level
 from dfbench.benchmark.registry import Registry
 from dfbench.detectors.backbones import create_backbone
@@ -238,9 +237,10 @@ class Detector:
         loss.backward()
         opt.step()
 
-    def train_loader(self, train: FrameSet, seed: int, epoch: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-        return DataLoader(train, batch_size=self.config.batch_size, shuffle=True, drop_last=len(train) > self.config.batch_size, generator=generator)
+    def train_loader(self, train: FrameSet, seed: int, epoch: int) -> Iterable[dict[str, torch.Tensor]]:
+        """Shuffled training batches; the order depends only on (seed, epoch), so a resumed
+        fit sees the same batches as an uninterrupted one."""
+        return ShuffledBatches(train, self.config.batch_size, seed=seed * 1000 + epoch)
 
     def fit(
         self,

@@ -1,0 +1,124 @@
+"""Safe reading of untrusted dataset files: tar shards, metadata JSON, and layout scans.
+
+Tar shards (WildDeepfake ships its face crops as ``.tar.gz``) are *streamed*, never
+extracted: every member is checked before anything is read, and a shard holding any
+member that could escape a folder or is not a plain file (absolute name, ``..``, symlink,
+hard link, device, FIFO) is refused as a whole with an ``UnsafePathError`` that names the
+shard and the member. Directory members are allowed (they carry no data).
+
+``Findings`` lets one scan serve both ``build_index`` (strict: the first problem raises)
+and ``check`` (lenient: every problem is collected and reported).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from dfbench.benchmark.errors import DatasetError, UnsafePathError
+
+# a face crop PNG is a few hundred KB at most; anything far larger is not a frame
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+_KINDS = {
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.LNKTYPE: "a hard link",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+}
+
+
+def safe_member_name(shard: Path, member: tarfile.TarInfo) -> str | None:
+    """The member's normalised relative name (``./a/b`` → ``a/b``) if it is a regular file,
+    ``None`` for a directory; raises ``UnsafePathError`` for anything else."""
+    name = member.name
+    where = f"Archive {shard} member {name!r}"
+    if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
+        raise UnsafePathError(f"{where} has an absolute path; the archive is refused.")
+    if "\\" in name:
+        raise UnsafePathError(f"{where} contains a backslash; the archive is refused.")
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafePathError(f"{where} contains '..' and would escape its folder; the archive is refused.")
+    if member.isdir():
+        return None
+    if not member.isreg():
+        kind = _KINDS.get(member.type, f"a non-regular entry (type {member.type!r})")
+        raise UnsafePathError(f"{where} is {kind}, not a regular file; the archive is refused.")
+    if not parts:
+        raise UnsafePathError(f"{where} has an empty name; the archive is refused.")
+    if member.size > MAX_MEMBER_BYTES:
+        raise DatasetError(f"{where} is {member.size} bytes, larger than any face frame ({MAX_MEMBER_BYTES}); the archive is refused.")
+    return "/".join(parts)
+
+
+def iter_tar_members(shard: Path, *, read: Any = None) -> Iterator[tuple[str, bytes | None]]:
+    """Stream ``(name, data)`` for every regular file of a tar(.gz) shard, in archive order.
+
+    Every member (including ones the caller does not want) passes ``safe_member_name``.
+    ``read(name) -> bool`` chooses which members' bytes are read (default: none; ``data``
+    is then ``None``). Corrupt or truncated archives raise ``DatasetError`` naming the shard.
+    """
+    try:
+        with tarfile.open(shard, mode="r|*") as tar:
+            for member in tar:
+                name = safe_member_name(shard, member)
+                if name is None:
+                    continue
+                data = None
+                if read is not None and read(name):
+                    fh = tar.extractfile(member)
+                    data = fh.read() if fh is not None else b""
+                yield name, data
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise DatasetError(f"Archive {shard} does not exist.") from exc
+        raise DatasetError(f"Archive {shard} is corrupt or truncated ({exc}); re-download it.") from exc
+
+
+def load_json(path: Path) -> Any:
+    """A metadata JSON file, with one clear sentence when it is missing or malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise DatasetError(f"Metadata file {path} does not exist.") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"Metadata file {path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from exc
+
+
+@dataclass
+class Findings:
+    """Problems found while scanning a layout: raised at once when ``strict``, else collected."""
+
+    strict: bool
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def problem(self, error: DatasetError) -> None:
+        if self.strict:
+            raise error
+        self.problems.append(str(error))
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def count_table(index: pd.DataFrame, official: dict[tuple[str, str], int] | None = None) -> pd.DataFrame:
+    """Videos per (split, method) with the label, plus the official count where one is known."""
+    if index.empty:
+        table = pd.DataFrame(columns=["split", "method", "label", "videos"])
+    else:
+        table = index.groupby(["split", "method", "label"]).size().reset_index(name="videos")
+    if official is not None:
+        table["official"] = [official.get((s, m)) for s, m in zip(table["split"], table["method"])]
+    return table

@@ -1,0 +1,278 @@
+"""Gradient regularisation: PIM, SAM and DualFlat (Guan et al., "Improving Generalization
+of Deepfake Detectors by Imposing Gradient Regularization", TIFS 2024 — seed ``pim``).
+
+The paper penalises the loss's sensitivity to the channel-wise statistics (μ_s, σ_s) of a
+shallow stage's features (Eq. 5). A first-order Taylor step turns the penalty into a loss
+at perturbed statistics (Eqs. 8-11), giving the training objective
+
+    Eq. 12   min_θ (1 − α) L(x, y, θ) + α L(f'_θs(x), y, θ_d)
+    Eq. 7    f' = f_norm (σ + Δσ) + (μ + Δμ),      Eq. 6  f_norm = (f − μ) / σ
+    Eq. 9    Δl = (Δμ, Δσ) = r ∇_{μ,σ} L / ‖∇_{μ,σ} L‖₂       (shared over the batch)
+
+implemented by the Perturbation Injection Module (PIM, Sec. III-D, Algorithm 1). Sec. IV
+adds the weight-space counterpart (SAM) and both together (DualFlat):
+
+    Eq. 14   L' = (1 − α − β) L(θ) + α L(f'; θ) + β L(θ + r′ ∇_θ L / ‖∇_θ L‖)
+
+One recipe class implements Eq. 14; the registered variants pick α and β:
+``pim`` (α = 1, β = 0), ``sam`` (α = 0, β = 1), ``dualflat`` (α = β = 0.1).
+
+Choices where the paper is silent (see docs/recipes/pim.md):
+- The PIM sits on the output of one stage: by default the first ``feature_info`` stage at
+  stride ≥ 4 (ConvNeXt: ``stages.0`` — the paper's "first stage"; ResNet: ``layer1``;
+  EfficientNet: ``blocks.1``). ``pim_stage`` names any other module.
+- σ is the standard deviation sqrt(var + ε) over the spatial positions of each instance
+  and channel (AdaIN/MixStyle statistics), ε = 1e-5; μ and σ are not detached (Eq. 7 as
+  written).
+- Every forward pass of a step is an ordinary training-mode pass (BatchNorm running
+  statistics see each of them).
+- ``dualflat``'s α = β = 0.1 is Table VIII's best mixed row (α + β = 0.2, α : β = 0.5 : 0.5).
+- Paper preset: ConvNeXt-base at 224 px, batch 64, 100 epochs, ImageNet initialisation
+  (Sec. V-A.3); the optimiser is SGD (Algorithm 1, line 9) with momentum 0.9 and lr 1e-3,
+  the values of the SBI code the paper's baselines follow (lr and momentum are not stated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfbench.benchmark.errors import ConfigError
+from dfbench.detectors.base import Detector, DetectorConfig, register_detector
+
+PAPER = "pim (Guan et al., TIFS 2024)"
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class GradientRegularizationConfig(DetectorConfig):
+    """Eq. 14's coefficients and approximation scalars (Sec. V-A.3, V-F)."""
+
+    alpha: float = 1.0  # weight of the perturbed-statistics loss L(f') (Eq. 12: α = 1)
+    beta: float = 0.0  # weight of the perturbed-weights loss L(θ + ε) (Eq. 14)
+    r: float = 0.1  # Eq. 9 approximation scalar: ‖(Δμ, Δσ)‖₂ = r
+    r_prime: float = 0.05  # Eq. 14 approximation scalar: ‖ε‖₂ = r′ (SAM's ρ)
+    pim_stage: str = ""  # module the PIM perturbs; "" = first feature_info stage at stride ≥ 4
+    stat_eps: float = 1e-5  # σ = sqrt(var + eps)
+    paper: str = PAPER
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "mini": {"backbone": "resnet10t", "input_size": 64, "batch_size": 32, "epochs": 6, "optimizer": "adam", "lr": 1e-3},
+        "paper": {
+            "backbone": "convnext_base",
+            "pretrained": True,
+            "input_size": 224,
+            "batch_size": 64,
+            "epochs": 100,
+            "optimizer": "sgd",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+        },
+    }
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.alpha <= 1.0 and 0.0 <= self.beta <= 1.0 and self.alpha + self.beta <= 1.0 + 1e-12):
+            raise ConfigError(
+                f"alpha={self.alpha} and beta={self.beta} must lie in [0, 1] with alpha + beta <= 1 "
+                f"(Eq. 14 keeps (1 - alpha - beta) L as a non-negative weight; Sec. V-E)."
+            )
+        if self.r < 0 or self.r_prime < 0:
+            raise ConfigError(f"r={self.r} and r_prime={self.r_prime} must be >= 0 (they are perturbation radii).")
+
+
+# --------------------------------------------------------------------------- PIM
+def find_shallow_stage(model: nn.Module, name: str = "") -> tuple[str, int | None]:
+    """(module name, channels or None) of the stage the PIM perturbs.
+
+    ``name`` given: that module. Otherwise the first ``feature_info`` entry whose reduction
+    is at least 4, i.e. the first stage after the stem (any timm CNN declares these)."""
+    info = list(getattr(model, "feature_info", None) or [])
+    channels = {str(f.get("module")): f.get("num_chs") for f in info if isinstance(f, dict)}
+    if name:
+        try:
+            model.get_submodule(name)
+        except AttributeError as exc:
+            raise ConfigError(f"pim_stage {name!r} is not a module of the backbone; use a name from model.named_modules().") from exc
+        return name, channels.get(name)
+    for f in info:
+        if isinstance(f, dict) and f.get("reduction", 0) >= 4 and f.get("module"):
+            return str(f["module"]), f.get("num_chs")
+    raise ConfigError(
+        f"{type(model).__name__} declares no feature_info stage at stride >= 4; set pim_stage to the name of a shallow module."
+    )
+
+
+def channel_statistics(f: torch.Tensor, axis: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instance-level channel-wise mean and standard deviation (Eq. 6), keepdim."""
+    dims = tuple(d for d in range(1, f.ndim) if d != axis % f.ndim)
+    mu = f.mean(dim=dims, keepdim=True)
+    sigma = (f.var(dim=dims, keepdim=True, unbiased=False) + eps).sqrt()
+    return mu, sigma
+
+
+class PerturbationInjectionModule:
+    """Perturbs a stage's channel statistics by a batch-shared (Δμ, Δσ) (Eqs. 6-7).
+
+    The forward hook exists only inside ``inject`` and acts only in training mode, so the
+    inference network is exactly the backbone: nothing is attached at test time.
+    """
+
+    def __init__(self, model: nn.Module, stage: str = "", eps: float = 1e-5) -> None:
+        self.stage_name, self.channels = find_shallow_stage(model, stage)
+        self.stage = model.get_submodule(self.stage_name)
+        self.eps = eps
+        self.delta: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._zero = False
+
+    def channel_axis(self, f: torch.Tensor) -> int:
+        """NCHW (CNN stages), or channels last (NHWC stages, (B, N, C) token stages)."""
+        if self.channels is not None:
+            if f.shape[1] == self.channels:
+                return 1
+            if f.shape[-1] == self.channels:
+                return f.ndim - 1
+            raise ConfigError(f"Stage {self.stage_name!r} output {tuple(f.shape)} has no axis of {self.channels} channels.")
+        return 1 if f.ndim == 4 else f.ndim - 1
+
+    @contextmanager
+    def inject(
+        self, delta_mu: torch.Tensor | None = None, delta_sigma: torch.Tensor | None = None
+    ) -> Iterator[PerturbationInjectionModule]:
+        """Within the block, training-mode forwards see f' of Eq. 7.
+
+        Without arguments, Δμ = Δσ = 0 are created on the first forward as leaf tensors
+        that require grad (Algorithm 1, line 4: f' = f, and ∇_{Δμ,Δσ} L = ∇_{μ,σ} L); they are
+        then available as ``self.delta``."""
+        self._zero = delta_mu is None
+        self.delta = None if self._zero else (delta_mu, delta_sigma)
+        handle = self.stage.register_forward_hook(self._hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+    def _hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+        if not module.training:
+            return None  # inference: the module is absent
+        f = output
+        axis = self.channel_axis(f)
+        if self.delta is None:
+            zeros = f.new_zeros(f.shape[axis])
+            self.delta = (zeros.clone().requires_grad_(True), zeros.clone().requires_grad_(True))
+        shape = [1] * f.ndim
+        shape[axis] = f.shape[axis]
+        d_mu, d_sigma = (d.to(f.dtype).view(shape) for d in self.delta)
+        mu, sigma = channel_statistics(f, axis, self.eps)
+        f_norm = (f - mu) / sigma  # Eq. 6
+        # Eq. 7: f' = f_norm (σ + Δσ) + (μ + Δμ) = f + Δσ·f_norm + Δμ (same value, and exactly f at Δ = 0)
+        return f + d_sigma * f_norm + d_mu
+
+
+def scaled_direction(grads: Sequence[torch.Tensor], radius: float) -> list[torch.Tensor]:
+    """radius · g / ‖g‖₂ with the norm over all tensors together (Eq. 9; Eq. 14's ε). Zero if g = 0."""
+    norm = torch.sqrt(sum((g.detach().float() ** 2).sum() for g in grads))
+    scale = radius / norm.clamp_min(1e-12)
+    return [(g.detach() * scale).to(g.dtype) for g in grads]
+
+
+# --------------------------------------------------------------------------- recipe
+class GradientRegularization(Detector):
+    """Eq. 14 training step; inference is the plain backbone (no PIM, no extra cost)."""
+
+    config_class = GradientRegularizationConfig
+
+    def setup_training(self) -> None:
+        super().setup_training()
+        cfg: GradientRegularizationConfig = self.config
+        self.pim = PerturbationInjectionModule(self.model, cfg.pim_stage, cfg.stat_eps) if cfg.alpha > 0 else None
+        self.last_delta: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_epsilon: list[torch.Tensor] | None = None
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg: GradientRegularizationConfig = self.config
+        model = self.model
+        x = self.preprocess(batch["image"])
+        y = batch["label"].to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = self.optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        w_clean = 1.0 - cfg.alpha - cfg.beta
+        use_pim, use_sam = cfg.alpha > 0, cfg.beta > 0
+        need_weight_grad = w_clean > 0 or use_sam
+
+        # Algorithm 1 lines 4-5: clean loss with Δμ = Δσ = 0 attached; g1 = ∇_θ L and ∇_{Δμ,Δσ} L
+        if use_pim:
+            with self.pim.inject() as pim:
+                loss = F.cross_entropy(model(x), y)
+            deltas = list(pim.delta)
+        else:
+            loss = F.cross_entropy(model(x), y)
+            deltas = []
+        wanted = (params if need_weight_grad else []) + deltas
+        grads = torch.autograd.grad(loss, wanted, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wanted, grads)]
+        g1 = grads[: len(params)] if need_weight_grad else []
+        logs = {"loss": float(loss.detach())}
+        if w_clean > 0:
+            for p, g in zip(params, g1):
+                p.grad = w_clean * g  # (1 − α − β) g1 (Algorithm 1 line 8; Eq. 14)
+
+        if use_pim:
+            # Eq. 9: (Δμ, Δσ) = r g / ‖g‖ over the concatenated statistics gradient
+            d_mu, d_sigma = scaled_direction(grads[len(grads) - 2 :], cfg.r)
+            self.last_delta = (d_mu, d_sigma)
+            with self.pim.inject(d_mu, d_sigma):  # Algorithm 1 lines 6-7: g2 at f'
+                loss_pim = F.cross_entropy(model(x), y)
+            (cfg.alpha * loss_pim).backward()  # accumulates α g2
+            logs["loss_pim"] = float(loss_pim.detach())
+            logs["delta_norm"] = float(torch.sqrt((d_mu**2).sum() + (d_sigma**2).sum()))
+
+        if use_sam:
+            # Eq. 14 third term: ascend the weights by ε = r′ ∇_θ L / ‖∇_θ L‖, take the gradient there, restore θ
+            epsilon = scaled_direction(g1, cfg.r_prime)
+            self.last_epsilon = epsilon
+            saved = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for p, e in zip(params, epsilon):
+                    p.add_(e)
+            loss_sam = F.cross_entropy(model(x), y)
+            (cfg.beta * loss_sam).backward()  # accumulates β ∇_θ L(θ + ε)
+            with torch.no_grad():
+                for p, s in zip(params, saved):
+                    p.copy_(s)
+            logs["loss_sam"] = float(loss_sam.detach())
+
+        opt.step()  # Algorithm 1 line 9
+        return logs
+
+
+register_detector(
+    "pim",
+    GradientRegularization,
+    description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
+    paper="pim",
+    alpha=1.0,
+    beta=0.0,
+)
+register_detector(
+    "sam",
+    GradientRegularization,
+    description="Sharpness-aware minimisation: weights perturbed along the gradient, r'=0.05 (Eq. 14 with alpha=0, beta=1)",
+    paper="pim",
+    alpha=0.0,
+    beta=1.0,
+)
+register_detector(
+    "dualflat",
+    GradientRegularization,
+    description="DualFlat: PIM + SAM, alpha=beta=0.1 (Eq. 14, Table VIII)",
+    paper="pim",
+    alpha=0.1,
+    beta=0.1,
+)
