@@ -1,0 +1,109 @@
+"""The CLI end to end on a tiny synthetic FF++-layout set: run, resume, leaderboard,
+regression check (passing, then failing on a planted drift), dataset check, listings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dfbench.benchmark.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    from dfbench.datasets.synth import generate_ffpp_like
+
+    return generate_ffpp_like(tmp_path_factory.mktemp("synth") / "FaceForensics++", scale="tiny", seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_root):
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DFBENCH_HOME", str(home))
+    mp.setenv("DFBENCH_RESULTS", str(home / "runs"))
+    yield home
+    mp.undo()
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+@pytest.fixture(scope="module")
+def first_run(env, tiny_root):
+    rc = run_cli("run", "--protocol", "cross_quality", "--detector", "erm", "--data-root", str(tiny_root),
+                 "--set", "epochs=1", "--no-progress")
+    return rc
+
+
+def test_run_writes_the_3x3_matrix(env, first_run, capsys) -> None:
+    assert first_run == 0
+    from dfbench.benchmark.results import ResultsStore
+
+    rows = ResultsStore(env / "runs").read_all()
+    auc = rows[(rows.metric == "auc") & (rows.level == "video")]
+    assert len(auc) == 9 and set(auc.training) == {"raw", "c23", "c40"} and set(auc.test) == {"NT/raw", "NT/c23", "NT/c40"}
+    meta = json.loads(next((env / "runs").rglob("run.json")).read_text())
+    assert meta["status"] == "complete" and meta["data_kind"] == "real"  # --data-root given: not the embedded set
+    for key in ("config_hash", "protocol_hash", "versions", "device", "data_fingerprints"):
+        assert meta.get(key), key
+    assert rows["data_fingerprint"].nunique() >= 1 and rows["config_hash"].nunique() == 1
+
+
+def test_rerun_recomputes_nothing(env, first_run, tiny_root, capsys, monkeypatch) -> None:
+    from dfbench.detectors.base import Detector
+
+    monkeypatch.setattr(Detector, "fit", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(Detector, "predict", lambda *a, **k: pytest.fail("rescored"))
+    assert run_cli("run", "--protocol", "cross_quality", "--detector", "erm", "--data-root", str(tiny_root),
+                   "--set", "epochs=1", "--no-progress") == 0
+    assert "already scored" in capsys.readouterr().out
+
+
+def test_changed_config_is_refused_without_fresh(env, first_run, tiny_root, capsys) -> None:
+    rc = run_cli("run", "--protocol", "cross_quality", "--detector", "erm", "--data-root", str(tiny_root),
+                 "--set", "epochs=2", "--no-progress")
+    assert rc == 2 and "--fresh" in capsys.readouterr().err
+
+
+def test_leaderboard_files(env, first_run) -> None:
+    out = env / "board"
+    assert run_cli("leaderboard", "--out", str(out)) == 0
+    html = (out / "leaderboard.html").read_text()
+    assert "cross_quality" in html and "<table" in html
+    assert (out / "leaderboard.csv").stat().st_size > 0 and (out / "leaderboard.md").exists()
+
+
+def test_check_passes_then_fails_on_planted_drift(env, first_run, capsys) -> None:
+    ref = env / "ref.json"
+    assert run_cli("check", "--reference", str(ref), "--write") == 0
+    assert run_cli("check", "--reference", str(ref)) == 0
+    data = json.loads(ref.read_text())
+    cell = next(c for c in data["cells"] if c["test"] == "NT/c40" and c["training"] == "raw" and c["level"] == "video")
+    cell["value"] = min(1.0, cell["value"] + 0.3) if cell["value"] < 0.7 else cell["value"] - 0.3
+    ref.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert run_cli("check", "--reference", str(ref)) == 1
+    out = capsys.readouterr().out
+    assert "NT/c40" in out and "raw" in out
+
+
+def test_datasets_check_and_listings(tiny_root, capsys) -> None:
+    assert run_cli("datasets", "check", str(tiny_root)) == 0
+    out = capsys.readouterr().out
+    assert "NeuralTextures" in out and "layout OK" in out
+    assert run_cli("list", "protocols") == 0 and "cross_quality" in capsys.readouterr().out
+    assert run_cli("list", "detectors") == 0 and "aug_combined" in capsys.readouterr().out
+
+
+def test_user_mistakes_are_one_line_errors(env, capsys) -> None:
+    assert run_cli("run", "--protocol", "cross_qualty", "--detector", "erm") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unknown protocol") and "Traceback" not in err
+    assert run_cli("run", "--protocol", "cross_quality", "--detector", "erm", "--set", "lr") == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert run_cli("run", "--protocol", "cross_dataset", "--detector", "erm", "--data-root", str(env / "nowhere")) == 2
+    assert "--data-root" in capsys.readouterr().err
