@@ -27,6 +27,7 @@ __all__ = [
 
 # recipe families (each module registers its variants); adding a recipe = one module + one name here
 from dfbench.detectors import (  # noqa: E402,F401
+    adversarial_blur,
     baselines,
     big_arts,
     gradient_regularization,
