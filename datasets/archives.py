@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
+from dfbench.datasets.base import CheckReport, DatasetAdapter
 
 # a face crop PNG is a few hundred KB at most; anything far larger is not a frame
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
@@ -122,3 +123,35 @@ def count_table(index: pd.DataFrame, official: dict[tuple[str, str], int] | None
     if official is not None:
         table["official"] = [official.get((s, m)) for s, m in zip(table["split"], table["method"])]
     return table
+
+
+class ScannedAdapter(DatasetAdapter):
+    """An adapter whose one ``_scan(findings)`` serves both ``build_index`` (first problem
+    raises) and ``check`` (every problem collected, then compared with the official counts)."""
+
+    def _scan(self, findings: Findings) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
+        """Add the differences from the official release to ``report`` (adapters override)."""
+
+    def build_index(self) -> pd.DataFrame:
+        self.require_root()
+        return self._scan(Findings(strict=True))
+
+    def check(self) -> CheckReport:
+        report = CheckReport(dataset=self.name, root=self.root)
+        if not self.root.is_dir():
+            report.problems.append(f"Dataset root {self.root} does not exist.")
+            return report
+        findings = Findings(strict=False)
+        try:
+            index = self._scan(findings)
+        except DatasetError as exc:  # e.g. the metadata file itself is missing: nothing to count
+            report.problems.append(str(exc))
+            return report
+        report.counts = count_table(index)
+        report.problems += findings.problems
+        report.notes += findings.notes
+        self._compare_official(index, report)
+        return report

@@ -25,11 +25,10 @@ from typing import ClassVar
 import pandas as pd
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
-from dfbench.datasets.archives import Findings, count_table
+from dfbench.datasets.archives import Findings, ScannedAdapter
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     CheckReport,
-    DatasetAdapter,
     make_video_id,
     register_dataset,
     validate_index,
@@ -46,7 +45,7 @@ _FAKE_NAME = re.compile(r"^id(?P<target>\d+)_id(?P<source>\d+)_(?P<clip>\d+)$")
 _YOUTUBE_NAME = re.compile(r"^(?P<clip>\d+)$")
 
 
-class CelebDF(DatasetAdapter):
+class CelebDF(ScannedAdapter):
     """Celeb-DF v2: 590 Celeb-real + 300 YouTube-real + 5639 Celeb-synthesis, 518 test videos."""
 
     name: ClassVar[str] = "celebdf"
@@ -65,23 +64,6 @@ class CelebDF(DatasetAdapter):
         """``root`` holds the test list and the fake folder (v1 and v2 look alike: v2 wins)."""
         root = Path(root)
         return (root / TEST_LIST).is_file() and (root / FAKE_DIR).is_dir()
-
-    def build_index(self) -> pd.DataFrame:
-        self.require_root()
-        return self._scan(Findings(strict=True))
-
-    def check(self) -> CheckReport:
-        report = CheckReport(dataset=self.name, root=self.root)
-        if not self.root.is_dir():
-            report.problems.append(f"Dataset root {self.root} does not exist.")
-            return report
-        findings = Findings(strict=False)
-        index = self._scan(findings)
-        report.counts = count_table(index)
-        report.problems += findings.problems
-        report.notes += findings.notes
-        self._compare_counts(index, report)
-        return report
 
     # ------------------------------------------------------------------ scanning
     def _scan(self, findings: Findings) -> pd.DataFrame:
@@ -185,7 +167,7 @@ class CelebDF(DatasetAdapter):
         number = int(m["clip"]) if subdir == "YouTube-real" else int(m["target"])
         return "val" if number % VAL_EVERY == 0 else "train"
 
-    def _compare_counts(self, index: pd.DataFrame, report: CheckReport) -> None:
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
         per_method = index.groupby("method").size().to_dict() if not index.empty else {}
         for method, expected in self.official_counts.items():
             found = int(per_method.get(method, 0))
@@ -212,7 +194,7 @@ class CelebDFv1(CelebDF):
     def looks_like(cls, root: str | Path) -> bool:
         return False  # indistinguishable from v2 by layout: found under its default_dirname only
 
-    def _compare_counts(self, index: pd.DataFrame, report: CheckReport) -> None:
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
         # v1's per-folder split of the 408 reals is not documented: compare the totals
         real = int((index["label"] == 0).sum()) if not index.empty else 0
         fake = int((index["label"] == 1).sum()) if not index.empty else 0

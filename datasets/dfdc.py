@@ -26,11 +26,10 @@ from typing import ClassVar
 import pandas as pd
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
-from dfbench.datasets.archives import Findings, count_table, load_json
+from dfbench.datasets.archives import Findings, ScannedAdapter, load_json
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     CheckReport,
-    DatasetAdapter,
     make_video_id,
     register_dataset,
     validate_index,
@@ -43,7 +42,7 @@ METHODS = {0: "real", 1: "fake"}
 
 
 @register_dataset
-class DFDC(DatasetAdapter):
+class DFDC(ScannedAdapter):
     """DFDC: 50 train parts with metadata.json, and the public test set with labels.csv."""
 
     name: ClassVar[str] = "dfdc"
@@ -63,24 +62,10 @@ class DFDC(DatasetAdapter):
             return True
         return root.is_dir() and any(p.is_dir() and PART.match(p.name) for p in root.iterdir())
 
-    def build_index(self) -> pd.DataFrame:
-        self.require_root()
-        return self._scan(Findings(strict=True))
-
-    def check(self) -> CheckReport:
-        report = CheckReport(dataset=self.name, root=self.root)
-        if not self.root.is_dir():
-            report.problems.append(f"Dataset root {self.root} does not exist.")
-            return report
-        findings = Findings(strict=False)
-        index = self._scan(findings)
-        report.counts = count_table(index)
-        report.problems += findings.problems
-        report.notes += findings.notes
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
         n_test = int((index["split"] == "test").sum()) if not index.empty else 0
         if n_test and n_test != self.official_test_videos:
             report.problems.append(f"test/ yields {n_test} videos; the official public test set has {self.official_test_videos}.")
-        return report
 
     def _parts(self) -> list[str]:
         found = [p.name for p in self.root.iterdir() if p.is_dir() and PART.match(p.name)]

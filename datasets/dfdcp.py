@@ -23,11 +23,10 @@ from typing import ClassVar
 import pandas as pd
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
-from dfbench.datasets.archives import Findings, count_table, load_json
+from dfbench.datasets.archives import Findings, ScannedAdapter, load_json
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     CheckReport,
-    DatasetAdapter,
     make_video_id,
     register_dataset,
     validate_index,
@@ -41,7 +40,7 @@ SETS = ("train", "test")
 
 
 @register_dataset
-class DFDCPreview(DatasetAdapter):
+class DFDCPreview(ScannedAdapter):
     """DFDC preview: about 1131 real / 4119 fake videos, ``set`` train/test in dataset.json."""
 
     name: ClassVar[str] = "dfdcp"
@@ -59,31 +58,13 @@ class DFDCPreview(DatasetAdapter):
         root = Path(root)
         return (root / METADATA).is_file() and (root / REAL_DIR).is_dir()
 
-    def build_index(self) -> pd.DataFrame:
-        self.require_root()
-        return self._scan(Findings(strict=True))
-
-    def check(self) -> CheckReport:
-        report = CheckReport(dataset=self.name, root=self.root)
-        if not self.root.is_dir():
-            report.problems.append(f"Dataset root {self.root} does not exist.")
-            return report
-        findings = Findings(strict=False)
-        try:
-            index = self._scan(findings)
-        except DatasetError as exc:  # dataset.json missing or unreadable: nothing to count
-            report.problems.append(str(exc))
-            return report
-        report.counts = count_table(index)
-        report.problems += findings.problems
-        report.notes += findings.notes
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
         real, fake = int((index["label"] == 0).sum()), int((index["label"] == 1).sum())
         if (real, fake) != (self.official_real, self.official_fake):
             report.notes.append(
                 f"{real} real / {fake} fake videos indexed; the official release has about "
                 f"{self.official_real} / {self.official_fake}."
             )
-        return report
 
     def _scan(self, findings: Findings) -> pd.DataFrame:
         meta_path = self.root / METADATA

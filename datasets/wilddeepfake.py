@@ -37,11 +37,10 @@ from PIL import Image, UnidentifiedImageError
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
 from dfbench.benchmark.preprocess.video import sample_indices
-from dfbench.datasets.archives import Findings, count_table, iter_tar_members
+from dfbench.datasets.archives import Findings, ScannedAdapter, iter_tar_members
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     CheckReport,
-    DatasetAdapter,
     confined_path,
     make_video_id,
     register_dataset,
@@ -138,7 +137,7 @@ def sample_sequence(path: str, count: int) -> tuple[list[np.ndarray], np.ndarray
 
 
 @register_dataset
-class WildDeepfake(DatasetAdapter):
+class WildDeepfake(ScannedAdapter):
     """WildDeepfake: 3805 real and 3509 fake face sequences in tar shards (train/test)."""
 
     name: ClassVar[str] = "wdf"
@@ -156,26 +155,12 @@ class WildDeepfake(DatasetAdapter):
         root = Path(root)
         return any((root / folder).is_dir() for folder in FOLDERS)
 
-    def build_index(self) -> pd.DataFrame:
-        self.require_root()
-        return self._scan(Findings(strict=True))
-
-    def check(self) -> CheckReport:
-        report = CheckReport(dataset=self.name, root=self.root)
-        if not self.root.is_dir():
-            report.problems.append(f"Dataset root {self.root} does not exist.")
-            return report
-        findings = Findings(strict=False)
-        index = self._scan(findings)
-        report.counts = count_table(index)
-        report.problems += findings.problems
-        report.notes += findings.notes
+    def _compare_official(self, index: pd.DataFrame, report: CheckReport) -> None:
         real, fake = int((index["label"] == 0).sum()), int((index["label"] == 1).sum())
         if real != self.official_real:
             report.problems.append(f"{real} real sequences found; the official release has {self.official_real}.")
         if fake != self.official_fake:
             report.problems.append(f"{fake} fake sequences found; the official release has {self.official_fake}.")
-        return report
 
     def read_sequence(self, path: str, indices: Sequence[int] | None = None) -> list[np.ndarray]:
         """``read_sequence`` for an index path, refusing a shard outside this dataset's root."""
