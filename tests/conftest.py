@@ -15,6 +15,12 @@ import pytest
 
 import dfbench  # noqa: F401  (torchvision guard before anything imports torchvision)
 
+# The suite's tensors are tiny: intra-op threads only add overhead, and on a shared 2-core
+# machine they contend (measured up to 10x slower with 2 threads). One thread for the session.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def ffpp_fixture(tmp_path_factory: pytest.TempPathFactory):
