@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 import dfbench  # noqa: F401  (torchvision guard before anything imports torchvision)
 
 # The suite's tensors are tiny: intra-op threads only add overhead, and on a shared 2-core
 # machine they contend (measured up to 10x slower with 2 threads). One thread for the session.
-import torch  # noqa: E402
-
 torch.set_num_threads(1)
 
 
