@@ -15,6 +15,12 @@ at most ``FULL_HASH_LIMIT`` (2 MiB), else sha256 of its first and last MiB. Size
 catch any rewrite in place; the partial hash keeps a cold pass over 500 GB of raw FF++ from
 reading every byte twice, while still telling apart two same-size files.
 
+Datasets whose files already are face crops (``frames_are_crops``, e.g. WildDeepfake)
+index a *sequence inside an archive*: ``"<archive>::<sequence key>"``. Its identity
+(``sequence_identity``) is the archive file's identity plus the key, and its entry key
+(``CropCache.sequence_key``) covers only what changes its pixels: frames, size, sampler,
+version (no detector runs and no margin is applied).
+
 Each entry is an uncompressed ``.npz`` followed by a trailer (``MAGIC`` + sha256 of the
 npz bytes). Uncompressed because crops barely compress and a cached pass should be bound
 by the disk, not zlib. Writes go to a temporary file in the same folder, are fsynced and
@@ -131,6 +137,25 @@ def file_identity(path: str | Path) -> str:
     return identity
 
 
+ARCHIVE_SEPARATOR = "::"
+
+
+def sequence_identity(path: str) -> str:
+    """Identity of a face-crop sequence ``"<archive>::<key>"``: ``"<archive identity>::<key>"``.
+
+    Only the archive part is a file (hashed like any video); the key tells apart the many
+    sequences one archive holds. Raises ``OSError`` when the archive cannot be read, like
+    ``file_identity``, and ``DfbenchError`` for a path without the separator.
+    """
+    archive, sep, key = str(path).rpartition(ARCHIVE_SEPARATOR)
+    if not sep or not archive or not key:
+        raise DfbenchError(
+            f"Face-crop sequence path {path!r} is not '<archive>{ARCHIVE_SEPARATOR}<sequence key>'; "
+            f"the dataset adapter produced a malformed index."
+        )
+    return f"{file_identity(archive)}{ARCHIVE_SEPARATOR}{key}"
+
+
 def _digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -174,6 +199,23 @@ class CropCache:
                 "video": reference_identity,
                 "params": params.detection_fields(),
                 "detector_version": detector_version(),
+            }
+        )
+
+    def sequence_key(self, sequence_identity: str, params: CropParams) -> str:
+        """Key of a face-crop sequence's entry (datasets with ``frames_are_crops``). Margin,
+        detector and thresholds are left out: the files are used as the crops they are."""
+        return _digest(
+            {
+                "kind": "sequence-crops",
+                "format": CACHE_FORMAT_VERSION,
+                "sequence": sequence_identity,
+                "params": {
+                    "frames": params.frames,
+                    "size": params.size,
+                    "sampler": params.sampler,
+                    "version": params.version,
+                },
             }
         )
 

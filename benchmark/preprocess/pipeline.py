@@ -12,10 +12,22 @@ the nearest reference frame that has one (``box_frame`` records which). A refere
 any face fails its whole group with reason "no face". A video that cannot be decoded fails
 alone. Failures are recorded (and cached, keyed by the file's identity, so a fixed file is
 retried), listed in the report, and never replaced by another video.
+
+Datasets whose files already are face crops (adapter attribute ``frames_are_crops``,
+e.g. WildDeepfake) skip decoding and detection: each index row names a sequence in an
+archive (``"<archive>::<sequence key>"``); ``frames`` positions are sampled evenly from
+it (the same ``linspace`` rule as videos), every frame is fitted into the crop size with
+the normal crop routine (a square of side ``max(h, w)`` centred on the file, black
+padding, bicubic resize; no margin: the files are crops already), ``face_found`` is True
+and ``landmarks``/``probs`` are NaN (no detector ran: only FF++/Celeb-DF-style videos
+have landmarks). The entry's key hashes the archive file and the sequence key
+(``sequence_identity``). An unreadable or unsafe archive fails its sequences with the
+adapter's reason; the run goes on.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +39,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dfbench.benchmark.preprocess.cache import CropCache, CropParams, file_identity
+from dfbench.benchmark.errors import DatasetError
+from dfbench.benchmark.preprocess.cache import CropCache, CropParams, file_identity, sequence_identity
 from dfbench.benchmark.preprocess.faces import (
     FaceDetector,
     crop_frame,
@@ -35,7 +48,7 @@ from dfbench.benchmark.preprocess.faces import (
     landmarks_to_crop,
     square_boxes,
 )
-from dfbench.benchmark.preprocess.video import DecodedFrames, VideoReadError, read_frames
+from dfbench.benchmark.preprocess.video import DecodedFrames, VideoReadError, read_frames, sample_indices
 
 NO_FACE = "no face"
 
@@ -282,6 +295,99 @@ def _process_group(
     return outcomes, detected
 
 
+# ----------------------------------------------------------------------------------------
+# face-crop sequences (frames_are_crops): one batch = the sequences of one archive
+# ----------------------------------------------------------------------------------------
+@dataclass
+class _SequenceBatch:
+    archive: str
+    members: list[_Member]  # path = "<archive>::<key>"; mask_path unused
+
+
+def crops_from_sequence(
+    frames: Sequence[np.ndarray], positions: np.ndarray, n_frames: int, params: CropParams
+) -> dict[str, np.ndarray]:
+    """A crop entry from frames that already are face crops (any size, one per position).
+
+    Each frame goes through ``crop_frame`` with a square box of side ``max(h, w)`` centred on
+    the frame: the whole file is kept (no margin), a non-square crop is padded with black
+    rather than stretched, and the resize is the same bicubic one as for detected faces.
+    """
+    sizes = np.array([[f.shape[1], f.shape[0]] for f in frames], np.float32)  # (w, h)
+    face_boxes = np.concatenate([np.zeros_like(sizes), sizes], axis=1)
+    crop_boxes = square_boxes(face_boxes, 1.0)
+    crops = np.stack([crop_frame(np.ascontiguousarray(f), b, params.size) for f, b in zip(frames, crop_boxes)])
+    n = len(frames)
+    positions = np.asarray(positions, np.int64)
+    return {
+        "crops": crops,
+        "frame_indices": positions,
+        "n_frames": np.array(n_frames),
+        "boxes": crop_boxes.astype(np.float32),
+        "face_boxes": face_boxes,
+        # no detector ran: landmarks and probabilities are unknown, not zero
+        "landmarks": np.full((n, 5, 2), np.nan, np.float32),
+        "probs": np.full(n, np.nan, np.float32),
+        "face_found": np.ones(n, bool),
+        "box_frame": positions,
+    }
+
+
+def _process_sequences(
+    batch: _SequenceBatch, cache: CropCache, params: CropParams, keep: bool
+) -> tuple[list[_Outcome], bool]:
+    """Crop entries for the sequences of one archive: the archive is listed once (one
+    streaming pass), then each sequence's sampled frames are read."""
+    # imported here: the adapter module imports preprocess.video, whose package imports us
+    from dfbench.datasets.wilddeepfake import list_sequences, read_sequence, split_sequence_path
+
+    outcomes = []
+
+    def fail(m: _Member, reason: str) -> None:
+        cache.put("crops", m.key, _failure(reason))
+        outcomes.append(_Outcome(m.video_id, m.key, failed=reason))
+
+    try:
+        counts, _ = list_sequences(split_sequence_path(batch.members[0].path)[0])
+    except DatasetError as exc:  # incl. UnsafePathError: a malicious archive fails its sequences
+        for m in batch.members:
+            fail(m, str(exc))
+        return outcomes, False
+    for m in batch.members:
+        try:
+            archive, key = split_sequence_path(m.path)
+            n = counts.get(key, 0)
+            if n == 0:
+                raise DatasetError(f"Archive {archive} holds no frames of sequence {key!r}.")
+            positions = sample_indices(n, params.frames, params.sampler)
+            frames = read_sequence(m.path, positions.tolist())
+        except DatasetError as exc:
+            fail(m, str(exc))
+            continue
+        entry = crops_from_sequence(frames, positions, n, params)
+        cache.put("crops", m.key, entry)
+        outcomes.append(_Outcome(m.video_id, m.key, frames=len(entry["crops"]), entry=entry if keep else None))
+    return outcomes, False
+
+
+def _sequence_worker(batch: _SequenceBatch, cache_root: str, params: CropParams) -> tuple[list[_Outcome], bool]:
+    return _process_sequences(batch, CropCache(cache_root), params, keep=False)
+
+
+def _crop_datasets(index: pd.DataFrame, frames_are_crops: bool | None) -> set[str]:
+    """Datasets of ``index`` whose files are face crops: all or none when the caller says so,
+    else each dataset's adapter attribute ``frames_are_crops`` (unknown names: False)."""
+    names = {str(d) for d in index["dataset"].unique()} if len(index) else set()
+    if frames_are_crops is not None:
+        return names if frames_are_crops else set()
+    import importlib
+
+    importlib.import_module("dfbench.datasets")  # registers every adapter
+    from dfbench.datasets.base import DATASETS
+
+    return {d for d in names if d in DATASETS and DATASETS.get(d).frames_are_crops}
+
+
 def _worker(group: _Group, cache_root: str, params: CropParams, device: str, rebuild: bool) -> tuple[list[_Outcome], bool]:
     import torch
 
@@ -305,9 +411,13 @@ def ensure_crops(
     workers: int = 0,
     device: str = "cpu",
     keep: bool = False,
+    frames_are_crops: bool | None = None,
 ) -> tuple[PreprocessReport, dict[str, dict[str, np.ndarray]]]:
     """Make sure every row of ``index`` has a crop entry; returns the report and, with
-    ``keep``, the entries of the successful videos (video_id → arrays), read once."""
+    ``keep``, the entries of the successful videos (video_id → arrays), read once.
+
+    ``frames_are_crops``: whether the rows are face-crop sequences (no detection); None =
+    ask each row's dataset adapter (its ``frames_are_crops`` attribute)."""
     start = time.perf_counter()
     report = PreprocessReport(total=len(index))
     entries: dict[str, dict[str, np.ndarray]] = {}
@@ -318,8 +428,22 @@ def ensure_crops(
     path_of = dict(zip(pool["video_id"], pool["path"]))
     corrupt_before = len(cache.stats.corrupt)
     groups: dict[str, _Group] = {}
+    batches: dict[str, _SequenceBatch] = {}
+    crop_sets = _crop_datasets(index, frames_are_crops)
     for (_, row), ref_id in zip(index.iterrows(), refs):
         vid = row["video_id"]
+        if str(row["dataset"]) in crop_sets:
+            path = str(row["path"])
+            try:
+                key = cache.sequence_key(sequence_identity(path), params)
+            except OSError as exc:
+                report.failed[vid] = f"archive of {path} cannot be read ({exc.strerror or exc})"
+                continue
+            report.keys[vid] = key
+            if not _cached(cache, key, vid, rebuild, keep, report, entries):
+                archive = path.rpartition("::")[0]
+                batches.setdefault(archive, _SequenceBatch(archive, [])).members.append(_Member(vid, path, key, ""))
+            continue
         if row["label"] == 1 and ref_id == vid and not params.detect_on_fake:
             report.notes.append(f"{vid}: its target's real video is not indexed; boxes are detected on the fake")
         try:
@@ -342,16 +466,7 @@ def ensure_crops(
                 mask_path = ""
         key = cache.crop_key(ident, ref_ident, mask_ident, params)
         report.keys[vid] = key
-        # without keep, only the small arrays are loaded (the checksum still covers the crops)
-        entry = None if rebuild else cache.get("crops", key, None if keep else ("failed", "frame_indices"))
-        if entry is not None:
-            report.cached += 1
-            if "failed" in entry:
-                report.failed[vid] = str(entry["failed"])
-            else:
-                report.frames += len(entry["frame_indices"])
-                if keep:
-                    entries[vid] = entry
+        if _cached(cache, key, vid, rebuild, keep, report, entries):
             continue
         group = groups.setdefault(
             ref_id, _Group(ref_id, str(path_of[ref_id]), cache.box_key(ref_ident, params), [])
@@ -359,24 +474,49 @@ def ensure_crops(
         group.members.append(_Member(vid, str(row["path"]), key, mask_path))
     report.rebuilt_corrupt = cache.stats.corrupt[corrupt_before:]
 
-    n_todo = sum(len(g.members) for g in groups.values())
+    n_todo = sum(len(g.members) for g in groups.values()) + sum(len(b.members) for b in batches.values())
     with _progress(progress, n_todo) as advance:
         results: Iterable[tuple[list[_Outcome], bool]]
-        if workers > 1 and len(groups) > 1:
+        if workers > 1 and len(groups) + len(batches) > 1:
             ctx = get_context("spawn")  # no fork: torch's thread pools do not survive fork
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
                 futures = [
                     ex.submit(_worker, g, str(cache.root), params, device, rebuild) for g in groups.values()
-                ]
+                ] + [ex.submit(_sequence_worker, b, str(cache.root), params) for b in batches.values()]
                 results = _collect(futures, advance)
                 _tally(results, report, entries, cache, keep)
         else:
-            results = (
-                _advance(_process_group(g, cache, params, device, rebuild, keep), advance) for g in groups.values()
+            results = itertools.chain(
+                (_advance(_process_group(g, cache, params, device, rebuild, keep), advance) for g in groups.values()),
+                (_advance(_process_sequences(b, cache, params, keep), advance) for b in batches.values()),
             )
             _tally(results, report, entries, cache, keep)
     report.seconds = time.perf_counter() - start
     return report, entries
+
+
+def _cached(
+    cache: CropCache,
+    key: str,
+    vid: str,
+    rebuild: bool,
+    keep: bool,
+    report: PreprocessReport,
+    entries: dict[str, dict[str, np.ndarray]],
+) -> bool:
+    """Record ``vid``'s cached entry (or cached failure) in the report; False on a miss."""
+    # without keep, only the small arrays are loaded (the checksum still covers the crops)
+    entry = None if rebuild else cache.get("crops", key, None if keep else ("failed", "frame_indices"))
+    if entry is None:
+        return False
+    report.cached += 1
+    if "failed" in entry:
+        report.failed[vid] = str(entry["failed"])
+    else:
+        report.frames += len(entry["frame_indices"])
+        if keep:
+            entries[vid] = entry
+    return True
 
 
 def _tally(
@@ -461,9 +601,11 @@ def preprocess(
     ``rebuild`` ignores existing entries. ``workers`` > 1 spreads reference groups over
     that many processes.
     """
+    frames_are_crops = None
     if adapter is not None:
         real_methods = adapter.real_methods if real_methods is None else real_methods
         qualities = adapter.qualities if qualities is None else qualities
+        frames_are_crops = bool(adapter.frames_are_crops)
     if real_methods is None or qualities is None:
         raise TypeError("preprocess needs an adapter or both real_methods and qualities")
     report, _ = ensure_crops(
@@ -477,6 +619,7 @@ def preprocess(
         progress=progress,
         workers=workers,
         device=device,
+        frames_are_crops=frames_are_crops,
     )
     if progress:
         from rich.console import Console
@@ -489,6 +632,7 @@ __all__ = [
     "NO_FACE",
     "PreprocessReport",
     "crop_with_reference",
+    "crops_from_sequence",
     "ensure_crops",
     "preprocess",
     "reference_video_ids",
