@@ -39,8 +39,19 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return list(range(args.seed, args.seed + args.seeds))
 
 
+def _set_threads(threads: int) -> None:
+    if threads < 0:
+        raise ConfigError("--threads must be 0 (torch's default) or a positive number.")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dfbench.benchmark.runner import RunRequest, matrix_table, run
+
+    _set_threads(args.threads)
 
     overrides = _parse_assignments(args.set, "--set")
     if args.backbone:
@@ -98,6 +109,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from dfbench.benchmark.results import ResultsStore
     from dfbench.benchmark.settings import get_settings
 
+    # float reductions depend on the thread count: the check pins it so a reference written on
+    # one machine reproduces on another of the same kind
+    _set_threads(args.threads)
     reference = Path(args.reference) if args.reference else Path(str(resources.files("dfbench.reference") / "mini.json"))
     results_root = Path(args.results) if args.results else get_settings().results
     if args.protocol:
@@ -202,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="results directory (default $DFBENCH_RESULTS or ./results/runs)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run of the same cell instead of resuming")
     p.add_argument("--rebuild-cache", action="store_true", help="delete the face-crop cache first")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     common_run(p)
     p.set_defaults(func=cmd_run)
 
@@ -217,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="reference JSON (default: shipped results/reference/mini.json)")
     p.add_argument("--tolerance", type=float, default=None, help="absolute AUC tolerance (default: the reference file's)")
     p.add_argument("--write", action="store_true", help="store the current results as the new reference")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for the run (default 1: reproducible)")
     common_run(p)
     p.set_defaults(func=cmd_check)
 
