@@ -141,7 +141,12 @@ def render_capture(c: Capture, size: int, seed: int, dataset: str) -> tuple[np.n
 
 
 def _screen(
-    make: Callable[[int], Capture], needed: int, size: int, seed: int, dataset: str, crop_rows: slice | None = None
+    make: Callable[[int], Capture],
+    needed: int,
+    size: int,
+    seed: int,
+    dataset: str,
+    crop_rows: slice | None = None,
 ) -> list[Capture]:
     """Captures (in candidate order) whose first, middle and last frames MTCNN detects with
     probability ≥ DETECTION_THRESHOLD, until ``needed``; the rest are skipped, never fixed."""
@@ -152,7 +157,9 @@ def _screen(
     k = 0
     while len(kept) < needed:
         if k > 4 * needed + 64:
-            raise DatasetError(f"The synthetic {dataset} generator could not produce enough detectable faces.")
+            raise DatasetError(
+                f"The synthetic {dataset} generator could not produce enough detectable faces."
+            )
         batch = [make(k + j) for j in range(16)]
         k += 16
         images = []
@@ -184,7 +191,9 @@ def _rescale(img: np.ndarray, factor: float) -> np.ndarray:
     low = max(8, int(round(size / factor)))
     out = np.empty_like(img)
     for ch in range(3):
-        small = Image.fromarray(np.ascontiguousarray(img[..., ch]), mode="F").resize((low, low), Image.Resampling.BOX)
+        small = Image.fromarray(np.ascontiguousarray(img[..., ch]), mode="F").resize(
+            (low, low), Image.Resampling.BOX
+        )
         out[..., ch] = np.asarray(small.resize((size, size), Image.Resampling.BICUBIC))
     return out
 
@@ -288,14 +297,20 @@ def _write_celebdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict
     ds = "celebdf"
 
     def person(k: int) -> Capture:
-        return Capture(random_identity(_rng(seed, ds, 1, k)), random_motion(_rng(seed, ds, 2, k, 0), sc.frames), (3, k, 0))
+        return Capture(
+            random_identity(_rng(seed, ds, 1, k)),
+            random_motion(_rng(seed, ds, 2, k, 0), sc.frames),
+            (3, k, 0),
+        )
 
     people = _screen(person, sc.cdf_identities + sc.cdf_youtube, sc.size, seed, ds)
     celebs, youtube = people[: sc.cdf_identities], people[sc.cdf_identities :]
     n = len(celebs)
     # clip 1 of every identity: the same person filmed again (new motion and noise)
     clips = {
-        (i, c): cap if c == 0 else replace(cap, motion=random_motion(_rng(seed, ds, 2, i, 1), sc.frames), noise_key=(3, i, 1))
+        (i, c): cap
+        if c == 0
+        else replace(cap, motion=random_motion(_rng(seed, ds, 2, i, 1), sc.frames), noise_key=(3, i, 1))
         for i, cap in enumerate(celebs)
         for c in (0, 1)
     }
@@ -309,24 +324,43 @@ def _write_celebdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict
     listed += [f"1 YouTube-real/{j:05d}.mp4" for j in yt_test]
     listed += [f"1 Celeb-real/id{i}_0001.mp4" for i in test_ids[: sc.cdf_test - n_yt]]
     listed += [f"0 Celeb-synthesis/id{i}_id{sources[(i, 1)]}_0001.mp4" for i in test_ids]
-    with _Bar(progress, len(clips) + len(youtube), f"synthetic Celeb-DF ({len(clips) * 2 + len(youtube)} videos)") as tick:
+    with _Bar(
+        progress, len(clips) + len(youtube), f"synthetic Celeb-DF ({len(clips) * 2 + len(youtube)} videos)"
+    ) as tick:
         for (i, c), cap in clips.items():
             real, noise = render_capture(cap, sc.size, seed, ds)
             write_video(out / "Celeb-real" / f"id{i}_{c:04d}.mp4", to_uint8(real), VIDEO_QUALITY)
             s = sources[(i, c)]
             # swap() draws the source's identity only: its frames are not needed (``real`` fills the slot)
             pair = PairVideos(
-                size=sc.size, target=cap.identity, target_motion=cap.motion, target_frames=real, target_noise=noise,
-                source=celebs[s].identity, source_motion=clips[(s, c)].motion, source_frames=real,
+                size=sc.size,
+                target=cap.identity,
+                target_motion=cap.motion,
+                target_frames=real,
+                target_noise=noise,
+                source=celebs[s].identity,
+                source_motion=clips[(s, c)].motion,
+                source_frames=real,
                 rng=_rng(seed, ds, 5, i, c),
             )
-            write_video(out / "Celeb-synthesis" / f"id{i}_id{s}_{c:04d}.mp4", swap(pair, CDF_SWAP), VIDEO_QUALITY)
+            write_video(
+                out / "Celeb-synthesis" / f"id{i}_id{s}_{c:04d}.mp4", swap(pair, CDF_SWAP), VIDEO_QUALITY
+            )
             tick()
         for j, cap in enumerate(youtube):
-            write_video(out / "YouTube-real" / f"{j:05d}.mp4", to_uint8(render_capture(cap, sc.size, seed, ds)[0]), VIDEO_QUALITY)
+            write_video(
+                out / "YouTube-real" / f"{j:05d}.mp4",
+                to_uint8(render_capture(cap, sc.size, seed, ds)[0]),
+                VIDEO_QUALITY,
+            )
             tick()
     (out / "List_of_testing_videos.txt").write_text("\n".join(listed) + "\n")
-    return {"Celeb-real": len(clips), "YouTube-real": len(youtube), "Celeb-synthesis": len(clips), "listed": len(listed)}
+    return {
+        "Celeb-real": len(clips),
+        "YouTube-real": len(youtube),
+        "Celeb-synthesis": len(clips),
+        "listed": len(listed),
+    }
 
 
 # ----------------------------------------------------------------------------- DFDCP-like
@@ -354,7 +388,9 @@ def _write_dfdcp(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict[s
     def capture(k: int) -> Capture:
         rng = _rng(seed, ds, 6, k)
         motion = random_motion(_rng(seed, ds, 2, k), sc.frames)
-        motion = replace(motion, scale=motion.scale * rng.uniform(0.45, 0.55), gain=motion.gain * rng.uniform(0.62, 0.82))
+        motion = replace(
+            motion, scale=motion.scale * rng.uniform(0.45, 0.55), gain=motion.gain * rng.uniform(0.62, 0.82)
+        )
         cast = tuple(float(x) for x in np.clip(1.0 + rng.normal(0.0, 0.07, 3), 0.8, 1.2))
         identity = _indoor(random_identity(_rng(seed, ds, 1, k)), rng)
         return Capture(identity, motion, (3, k), noise_gain=float(rng.uniform(1.4, 2.0)), cast=cast)  # type: ignore[arg-type]
@@ -374,9 +410,15 @@ def _write_dfdcp(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict[s
             s = (k + 1 + int(_rng(seed, ds, 4, k).integers(0, len(caps) - 1))) % len(caps)
             method = "method_A" if k % 2 == 0 else "method_B"
             pair = PairVideos(
-                size=width, target=cap.identity, target_motion=cap.motion, target_frames=frames_of[k][0],
-                target_noise=frames_of[k][1], source=caps[s].identity, source_motion=caps[s].motion,
-                source_frames=frames_of[s][0], rng=_rng(seed, ds, 5, k),
+                size=width,
+                target=cap.identity,
+                target_motion=cap.motion,
+                target_frames=frames_of[k][0],
+                target_noise=frames_of[k][1],
+                source=caps[s].identity,
+                source_motion=caps[s].motion,
+                source_frames=frames_of[s][0],
+                rng=_rng(seed, ds, 5, k),
             )
             fake = swap(pair, DFDCP_SWAP, cap.cast) if method == "method_A" else faceswap(pair)[0]
             source = 1_000_000 + 1009 * s
@@ -395,7 +437,9 @@ def launder(img: np.ndarray, side: int, rng: np.random.Generator, ops: dict[str,
     pil = Image.fromarray(img).resize((side, side), Image.Resampling.BILINEAR)
     if ops["down"] < 1.0:
         low = max(8, int(side * ops["down"]))
-        pil = pil.resize((low, low), Image.Resampling.BILINEAR).resize((side, side), Image.Resampling.BILINEAR)
+        pil = pil.resize((low, low), Image.Resampling.BILINEAR).resize(
+            (side, side), Image.Resampling.BILINEAR
+        )
     if ops["blur"] > 0:
         pil = pil.filter(ImageFilter.GaussianBlur(radius=ops["blur"]))
     arr = np.asarray(pil, np.float32)
@@ -422,7 +466,12 @@ def _laundering(rng: np.random.Generator) -> dict[str, float]:
 def _write_wdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict[str, int]:
     ds = "wdf"
     lo, hi = sc.wdf_frames
-    counts = {"real_test": sc.wdf_test, "real_train": sc.wdf_train, "fake_test": sc.wdf_test, "fake_train": sc.wdf_train}
+    counts = {
+        "real_test": sc.wdf_test,
+        "real_train": sc.wdf_train,
+        "fake_test": sc.wdf_test,
+        "fake_train": sc.wdf_train,
+    }
     total = sum(counts.values())
     stem = 0
     k = 0  # person index: every shard ("video") is a new person
@@ -446,13 +495,24 @@ def _write_wdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict[str
                     if cls == "fake":
                         s_motion = random_motion(_rng(seed, ds, 2, 100_000 + k, q), length)
                         pair = PairVideos(
-                            size=sc.size, target=target, target_motion=motion, target_frames=frames, target_noise=noise,
-                            source=source, source_motion=s_motion, source_frames=frames, rng=_rng(seed, ds, 5, k, q),
+                            size=sc.size,
+                            target=target,
+                            target_motion=motion,
+                            target_frames=frames,
+                            target_noise=noise,
+                            source=source,
+                            source_motion=s_motion,
+                            source_frames=frames,
+                            rng=_rng(seed, ds, 5, k, q),
                         )
                         frames_u8 = swap(pair, WDF_SWAPS[int(rng.integers(0, len(WDF_SWAPS)))])
                     else:
                         frames_u8 = to_uint8(frames)
-                    margin, side, ops = float(rng.uniform(1.15, 1.45)), int(rng.integers(56, 161)), _laundering(rng)
+                    margin, side, ops = (
+                        float(rng.uniform(1.15, 1.45)),
+                        int(rng.integers(56, 161)),
+                        _laundering(rng),
+                    )
                     for t in range(length):
                         box = square_boxes(np.array([face_box(target, motion.pose(t), sc.size)]), margin)[0]
                         crop = crop_frame(frames_u8[t], box, sc.size)
@@ -506,7 +566,9 @@ def _install(tmp: Path, out: Path, scale: str, seed: int) -> None:
 
 def _generate_one(name: str, out: Path, spec: CrossScale, scale: str, seed: int, progress: bool) -> None:
     if out.exists() and read_marker(out) is None and any(out.iterdir()):
-        raise DatasetError(f"{out} exists and is not a dfbench synthetic set; move it away or choose another root.")
+        raise DatasetError(
+            f"{out} exists and is not a dfbench synthetic set; move it away or choose another root."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -525,7 +587,9 @@ def _generate_one(name: str, out: Path, spec: CrossScale, scale: str, seed: int,
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
-            raise DatasetError(f"The disk holding {out.parent} is full; free space and generate again.") from exc
+            raise DatasetError(
+                f"The disk holding {out.parent} is full; free space and generate again."
+            ) from exc
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

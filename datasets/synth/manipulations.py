@@ -1,0 +1,242 @@
+"""Five manipulation families analogous to FaceForensics++'s, each with a ground-truth mask.
+
+Every family changes the target's real frames only inside a soft blending weight
+``alpha`` (quantised to 1/255 steps); the ground-truth mask is ``alpha > 0``. Outside the
+mask the fake's pixels therefore equal the target's real pixels exactly (before lossy
+encoding), as in FF++ where fakes are composited into the original frames.
+
+The artifact each family leaves (what a detector can learn) is chosen to behave like the
+real method's, not to imitate its pixels:
+
+- Deepfakes: identity swap re-synthesised at low resolution and up-sampled (up-sampling
+  fingerprint, no sensor noise), source skin colour (colour mismatch), soft blend boundary.
+- FaceSwap: the source's real face warped onto the target's face geometry with bilinear
+  resampling, colour transfer, an almost hard mask edge.
+- Face2Face: the target's own face with its eyes and mouth re-posed to the source's
+  expression by a smooth warp (bilinear resampling traces, no identity change).
+- NeuralTextures: the mouth and lower-face texture re-rendered: same geometry and shading,
+  but the camera noise is gone and a faint high-frequency pattern fixed to the face
+  surface replaces it. Subtle by design; heavy compression removes it (the
+  "cross-quality collapse" the seed papers study).
+- FaceShifter: high-quality swap with matched colour, fresh sensor noise, wide feathered
+  blend and a faint periodic generator fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from dfbench.datasets.synth.faces import (
+    FaceCoords,
+    Identity,
+    Motion,
+    Pose,
+    face_coords,
+    render_background,
+    render_face,
+    sensor_noise,
+    to_uint8,
+)
+
+METHODS: tuple[str, ...] = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
+
+# Artifact strengths, kept in one place so the validity benchmark can be tuned against them.
+DF_DOWNSCALE = 3.0  # Deepfakes decoder resolution = frame / this
+DF_COLOR_JITTER = 5.0  # extra per-video colour offset of the swapped face (levels)
+NT_PATTERN_AMPLITUDE = 6.0  # NeuralTextures texture pattern amplitude (levels)
+NT_PATTERN_PERIOD = 4.0  # its period in pixels (survives a 0.77x crop resize)
+FSH_FINGERPRINT_AMPLITUDE = 1.2  # FaceShifter generator fingerprint (levels)
+FSH_FINGERPRINT_PERIOD = 8.0
+
+
+@dataclass
+class PairVideos:
+    """Everything a manipulation needs about one (target, source) pair."""
+
+    size: int
+    target: Identity
+    target_motion: Motion
+    target_frames: np.ndarray  # float32 (T, H, W, 3): the target's real video (with noise)
+    target_noise: np.ndarray  # the sensor noise in it (target_frames - target_noise = clean render)
+    source: Identity
+    source_motion: Motion
+    source_frames: np.ndarray
+    rng: np.random.Generator  # this fake video's own stream
+
+
+Manipulation = Callable[[PairVideos], tuple[np.ndarray, np.ndarray]]
+
+
+def _quantise(alpha: np.ndarray) -> np.ndarray:
+    """Round to 1/255 so that ``alpha == 0`` exactly where the mask is empty."""
+    return (np.rint(np.clip(alpha, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def _composite(real: np.ndarray, content: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    alpha = _quantise(alpha)
+    fake = real + alpha[..., None] * (content - real)
+    return to_uint8(fake), (alpha > 0).astype(np.uint8) * 255
+
+
+def _ellipse(co: FaceCoords, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
+    """Hard 0/1 ellipse in face coordinates."""
+    return ((((co.u - cu) / ru) ** 2 + ((co.v - cv) / rv) ** 2) < 1.0).astype(np.float32)
+
+
+def _face_to_pixels(pose: Pose, identity: Identity, size: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Pixel (row, col) sampling coordinates of face-coordinate points (inverse of face_coords)."""
+    a = identity.ax * pose.scale * size
+    b = a * identity.ay_ratio
+    xr, yr = u * a, v * b
+    c, s = np.cos(pose.angle), np.sin(pose.angle)
+    x = pose.cx * size + c * xr - s * yr - 0.5
+    y = pose.cy * size + s * xr + c * yr - 0.5
+    return np.stack([y, x])
+
+
+def _sample(img: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Bilinear resampling of an (H, W, 3) image at (2, H, W) pixel coordinates."""
+    return np.stack(
+        [ndimage.map_coordinates(img[..., ch], coords, order=1, mode="nearest") for ch in range(3)], axis=-1
+    )
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    return np.stack(
+        [np.asarray(Image.fromarray(img[..., ch], mode="F").resize(size, resample)) for ch in range(3)],
+        axis=-1,
+    )
+
+
+def deepfakes(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
+    hybrid = p.target.swapped_with(p.source, skin_mix=0.5)  # half-corrected colour
+    offset = p.rng.normal(0.0, DF_COLOR_JITTER, 3).astype(np.float32)
+    bg = render_background(p.target, p.size)
+    low = max(8, int(round(p.size / DF_DOWNSCALE)))
+    fakes, masks = [], []
+    for t in range(len(p.target_motion)):
+        pose = p.target_motion.pose(t)
+        swapped = render_face(hybrid, pose, p.size, background=bg) + offset
+        # the autoencoder works at low resolution; its output is up-sampled into the frame
+        small = _resize(swapped, (low, low), Image.Resampling.BOX)
+        swapped = _resize(small, (p.size, p.size), Image.Resampling.BILINEAR)
+        co = face_coords(p.target, pose, p.size)
+        alpha = ndimage.gaussian_filter(_ellipse(co, 0.0, 0.02, 0.86, 0.9), sigma=0.06 * co.a_px)
+        f, m = _composite(p.target_frames[t], swapped, alpha)
+        fakes.append(f)
+        masks.append(m)
+    return np.stack(fakes), np.stack(masks)
+
+
+def faceswap(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
+    fakes, masks = [], []
+    for t in range(len(p.target_motion)):
+        pose_t, pose_s = p.target_motion.pose(t), p.source_motion.pose(t)
+        co = face_coords(p.target, pose_t, p.size)
+        # fit the source face onto the target's face geometry (a landmark-driven warp)
+        warped = _sample(p.source_frames[t], _face_to_pixels(pose_s, p.source, p.size, co.u, co.v))
+        region = _ellipse(co, 0.0, 0.1, 0.8, 0.78)
+        alpha = ndimage.gaussian_filter(region, sigma=0.6)  # graphics blend: nearly hard edge
+        inside = region > 0
+        if inside.sum() > 16:
+            # colour transfer: match the warped face's per-channel mean/std to the target's
+            src, dst = warped[inside], p.target_frames[t][inside]
+            warped = (warped - src.mean(0)) / (src.std(0) + 1e-3) * dst.std(0) + dst.mean(0)
+        f, m = _composite(p.target_frames[t], warped, alpha)
+        fakes.append(f)
+        masks.append(m)
+    return np.stack(fakes), np.stack(masks)
+
+
+def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
+    tgt = p.target
+    # a per-video sub-pixel expression offset so every frame is resampled, as a re-rendered
+    # expression would be even when the source's expression matches the target's
+    base_lift = p.rng.uniform(0.01, 0.02) * p.rng.choice([-1.0, 1.0])
+    fakes, masks = [], []
+    for t in range(len(p.target_motion)):
+        pose_t = p.target_motion.pose(t)
+        co = face_coords(tgt, pose_t, p.size)
+        u, v = co.u, co.v
+        w_mouth = np.exp(-((u / 0.42) ** 2 + ((v - tgt.mouth_y) / 0.2) ** 2))
+        w_eyes = sum(
+            np.exp(-(((u - side * tgt.eye_x) / 0.22) ** 2 + ((v - tgt.eye_y) / 0.14) ** 2))
+            for side in (-1.0, 1.0)
+        )
+        # mouth: stretch vertically about its centre towards the source's mouth opening;
+        # eyes: lids follow the source's blinks. (face units; inverse map = where to sample)
+        gain = float(
+            np.clip(1.0 + 0.6 * (p.source_motion.mouth_open[t] - p.target_motion.mouth_open[t]), 0.6, 1.6)
+        )
+        dv_mouth = (v - tgt.mouth_y) * (1.0 - 1.0 / gain) + base_lift
+        blink = p.source_motion.eye_open[t] - p.target_motion.eye_open[t]
+        dv_eyes = -(v - tgt.eye_y) * 0.5 * blink + base_lift * 0.5
+        v_src = v - w_mouth * dv_mouth - w_eyes * dv_eyes
+        warped = _sample(p.target_frames[t], _face_to_pixels(pose_t, tgt, p.size, u, v_src))
+        alpha = np.clip(1.8 * np.maximum(w_mouth, w_eyes) - 0.15, 0.0, 1.0)
+        f, m = _composite(p.target_frames[t], warped, alpha)
+        fakes.append(f)
+        masks.append(m)
+    return np.stack(fakes), np.stack(masks)
+
+
+def neuraltextures(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
+    tgt = p.target
+    phase = p.rng.uniform(0, 2 * np.pi, 2)
+    fakes, masks = [], []
+    for t in range(len(p.target_motion)):
+        pose_t = p.target_motion.pose(t)
+        co = face_coords(tgt, pose_t, p.size)
+        # the re-rendered region: mouth, lips and the surrounding lower face (like NT's masks)
+        region = _ellipse(co, 0.0, tgt.mouth_y - 0.04, tgt.mouth_w + 0.24, 0.28)
+        alpha = ndimage.gaussian_filter(region, sigma=1.2)
+        real = p.target_frames[t]
+        # the neural renderer reproduces the mouth's geometry and shading exactly but not the
+        # camera noise; its texture sampling leaves a faint periodic pattern fixed to the face
+        # surface. Both live at the highest frequencies, which heavy compression discards.
+        clean = real - p.target_noise[t]
+        k = 2 * np.pi / NT_PATTERN_PERIOD
+        pattern = (
+            NT_PATTERN_AMPLITUDE
+            * np.sin(k * co.u * co.a_px + phase[0])
+            * np.sin(k * co.v * co.b_px + phase[1])
+        )
+        content = clean + pattern[..., None]
+        f, m = _composite(real, content, alpha)
+        fakes.append(f)
+        masks.append(m)
+    return np.stack(fakes), np.stack(masks)
+
+
+def faceshifter(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
+    hybrid = p.target.swapped_with(p.source, skin_mix=0.3)  # adaptive blending matches colour
+    bg = render_background(p.target, p.size)
+    ys, xs = np.mgrid[0 : p.size, 0 : p.size].astype(np.float32)
+    k = 2 * np.pi / FSH_FINGERPRINT_PERIOD
+    fingerprint = FSH_FINGERPRINT_AMPLITUDE * np.cos(k * xs) * np.cos(k * ys)
+    fakes, masks = [], []
+    for t in range(len(p.target_motion)):
+        pose = p.target_motion.pose(t)
+        content = render_face(hybrid, pose, p.size, background=bg)
+        content += 0.8 * sensor_noise(p.rng, p.size)  # the generator's noise is a little weaker
+        content += fingerprint[..., None]
+        co = face_coords(p.target, pose, p.size)
+        alpha = ndimage.gaussian_filter(_ellipse(co, 0.0, 0.02, 0.84, 0.88), sigma=0.12 * co.a_px)
+        f, m = _composite(p.target_frames[t], content, alpha)
+        fakes.append(f)
+        masks.append(m)
+    return np.stack(fakes), np.stack(masks)
+
+
+MANIPULATIONS: dict[str, Manipulation] = {
+    "Deepfakes": deepfakes,
+    "Face2Face": face2face,
+    "FaceSwap": faceswap,
+    "NeuralTextures": neuraltextures,
+    "FaceShifter": faceshifter,
+}
