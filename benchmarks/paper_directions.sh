@@ -5,7 +5,7 @@
 #   bash benchmarks/paper_directions.sh [group ...]     groups: validity adversarial gradreg qad pbnet bigarts
 # Then: python benchmarks/summarize.py [--protocol P]
 set -uo pipefail
-declare -A GROUPS=(
+declare -A RUNS=(
   [validity]="cross_quality:erm"
   [adversarial]="cross_quality:aug_combined cross_quality:grad_bat cross_quality:two_gen_bat cross_quality:combined_at cross_manipulation:erm cross_manipulation:aug_combined cross_manipulation:grad_bat cross_manipulation:two_gen_bat cross_manipulation:combined_at"
   [gradreg]="cross_dataset:erm cross_dataset:pim cross_dataset:sam cross_dataset:dualflat"
@@ -17,7 +17,7 @@ groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(validity adversarial gradreg qad pbnet bigarts)
 jobs=()
 for g in "${groups[@]}"; do
-  for item in ${GROUPS[$g]}; do jobs+=("$item"); done
+  for item in ${RUNS[$g]}; do jobs+=("$item"); done
 done
 mkdir -p results/logs
 run_lane() {
