@@ -64,6 +64,7 @@ class RunContext:
     progress: Callable[[str, int, int], None] | None = None
     log: Callable[[str], None] = print
     available: Callable[[str], bool] = lambda dataset: True
+    skip_tests: frozenset[str] = frozenset()  # optional tests whose data is absent
     fingerprints: dict[str, str] = field(default_factory=dict)
 
     # ---- detectors
@@ -235,7 +236,10 @@ def score_test(ctx: RunContext, detector: Detector, training_name: str, test: Te
 def train_test(ctx: RunContext) -> None:
     """Train one model per training spec (validation-selected), then score its tests."""
     for training in ctx.spec.trainings:
-        tests = [t for t in ctx.spec.tests_for(training.name) if all(ctx.available(d.dataset) for d in t.data)]
+        tests = [
+            t for t in ctx.spec.tests_for(training.name)
+            if t.name not in ctx.skip_tests and all(ctx.available(d.dataset) for d in t.data)
+        ]
         pending = [t for t in tests if any(not ctx.cell_done(t.name, training.name, "", op, v) for op, v in _test_cells(t))]
         if not pending:
             ctx.log(f"[{training.name}] all {len(tests)} test cells already scored")

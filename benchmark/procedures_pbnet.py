@@ -126,7 +126,7 @@ def compression_remedy(ctx: RunContext) -> None:
     spec = ctx.spec
     plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
     for training in spec.trainings:
-        tests = [t for t in spec.tests_for(training.name) if all(ctx.available(d.dataset) for d in t.data)]
+        tests = [t for t in spec.tests_for(training.name) if t.name not in ctx.skip_tests and all(ctx.available(d.dataset) for d in t.data)]
         mine = [p for p in plans if p.applies_to(training.name)]
         variants = [DETECTOR_VARIANT, *(p.variant for p in mine)]
         pending = {t.name: [v for v in variants if not ctx.cell_done(t.name, training.name, v)] for t in tests}

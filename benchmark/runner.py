@@ -99,7 +99,19 @@ class DataResolver:
                     f"Protocol {spec.name!r} needs dataset {name!r} ({where}); supply it with --data-root DIR "
                     f"(a folder holding the official layout) or --dataset-root {name}=PATH."
                 )
-        return [t.name for t in spec.tests if t.optional and not all(self.available(d.dataset) for d in t.data)]
+        return [t.name for t in spec.tests if t.optional and not self._has_test_videos(t.data)]
+
+    def _has_test_videos(self, data: Sequence[DataSpec]) -> bool:
+        """Every dataset present and holding fake test videos for its selection (e.g. the
+        embedded FF++ stand-in has no DeepFakeDetection: the optional DFD test is skipped)."""
+        for d in data:
+            if not self.available(d.dataset):
+                return False
+            adapter, index = self._data.dataset_index(d.dataset, self.roots[d.dataset])
+            rows = d.selection("test").apply(index, adapter.real_methods)
+            if not (rows["label"] == 1).any():
+                return False
+        return True
 
     def load(self, data: list[DataSpec], split: str, per_video: int, requires: tuple[str, ...]) -> FrameSet:
         from dfbench.benchmark.preprocess.cache import CropParams
@@ -163,7 +175,7 @@ def run(request: RunRequest) -> pd.DataFrame:
     skipped = resolver.require(spec)
     log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
     for name in skipped:
-        log(f"note: optional test {name!r} skipped: its dataset is not available (supply it with --data-root).")
+        log(f"note: optional test {name!r} skipped: its data is not available (supply it with --data-root).")
     store = ResultsStore(request.results_root or get_settings().results)
     env = environment_info(device)
     all_rows = []
@@ -206,6 +218,7 @@ def run(request: RunRequest) -> pd.DataFrame:
                 progress=progress.update,
                 log=log,
                 available=resolver.available,
+                skip_tests=frozenset(skipped),
             )
             procedure(ctx)
         wall = time.perf_counter() - started
