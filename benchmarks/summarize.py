@@ -21,7 +21,10 @@ def summary_table(rows: pd.DataFrame, metric: str, level: str) -> pd.DataFrame:
         return pd.DataFrame()
     sel["cell"] = sel["test"].astype(str)
     pert = sel["perturbation"].fillna("").astype(str)
-    sel.loc[pert != "", "cell"] += " " + pert[pert != ""] + "=" + sel.loc[pert != "", "strength"].map("{:g}".format)
+    perturbed = (pert != "").to_numpy()
+    if perturbed.any():
+        suffix = [f" {op}={s:g}" for op, s in zip(pert[perturbed], sel.loc[perturbed, "strength"])]
+        sel.loc[perturbed, "cell"] = sel.loc[perturbed, "cell"] + pd.Series(suffix, index=sel.index[perturbed])
     sel["who"] = sel["detector"] + sel["variant"].fillna("").map(lambda v: f" [{v}]" if v else "")
     grouped = sel.groupby(["protocol", "who", "training", "cell"], sort=False)["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
