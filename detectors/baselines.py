@@ -101,6 +101,27 @@ def jpeg_compress(image: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(decoded.copy()).permute(2, 0, 1)
 
 
+def _noise_step(x: torch.Tensor, cfg: AugmentationConfig, g: torch.Generator) -> torch.Tensor:
+    chosen = torch.rand(len(x), generator=g) < cfg.noise_p
+    var = torch.empty(len(x)).uniform_(*cfg.noise_variance, generator=g) * chosen
+    return torch.where(chosen.view(-1, 1, 1, 1), gaussian_noise(x, var, g), x)
+
+
+def _blur_step(x: torch.Tensor, cfg: AugmentationConfig, g: torch.Generator) -> torch.Tensor:
+    chosen = torch.rand(len(x), generator=g) < cfg.blur_p
+    var = torch.empty(len(x)).uniform_(*cfg.blur_variance, generator=g) * chosen  # σ² = 0: untouched
+    return gaussian_blur(x, var, cfg.blur_kernel)
+
+
+def _jpeg_step(x: torch.Tensor, cfg: AugmentationConfig, g: torch.Generator) -> torch.Tensor:
+    chosen = torch.rand(len(x), generator=g) < cfg.jpeg_p
+    qualities = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (len(x),), generator=g)
+    return torch.stack([jpeg_compress(img, int(q)) if c else img for img, q, c in zip(x, qualities, chosen)])
+
+
+AUGMENTATIONS = {"noise": _noise_step, "blur": _blur_step, "jpeg": _jpeg_step}
+
+
 class TraditionalAugmentation(ERM):
     """ERM on images randomly blurred / noised / JPEG-compressed with Appendix E's ranges."""
 
@@ -113,25 +134,11 @@ class TraditionalAugmentation(ERM):
         self._aug_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()))
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
-        cfg: AugmentationConfig = self.config
         x = images.cpu()
-        n = len(x)
-        g = self._aug_gen
-        for name in cfg.augmentations:
-            if name == "noise":
-                chosen = torch.rand(n, generator=g) < cfg.noise_p
-                var = torch.empty(n).uniform_(*cfg.noise_variance, generator=g) * chosen
-                x = torch.where(chosen.view(-1, 1, 1, 1), gaussian_noise(x, var, g), x)
-            elif name == "blur":
-                chosen = torch.rand(n, generator=g) < cfg.blur_p
-                var = torch.empty(n).uniform_(*cfg.blur_variance, generator=g) * chosen
-                x = gaussian_blur(x, var, cfg.blur_kernel)
-            elif name == "jpeg":
-                chosen = torch.rand(n, generator=g) < cfg.jpeg_p
-                qualities = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (n,), generator=g)
-                x = torch.stack([jpeg_compress(img, int(q)) if c else img for img, q, c in zip(x, qualities, chosen)])
-            else:
-                raise ValueError(f"unknown augmentation {name!r}")
+        for name in self.config.augmentations:
+            if name not in AUGMENTATIONS:
+                raise ValueError(f"unknown augmentation {name!r}; choose from {sorted(AUGMENTATIONS)}")
+            x = AUGMENTATIONS[name](x, self.config, self._aug_gen)
         return x
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
