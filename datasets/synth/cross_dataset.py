@@ -27,7 +27,6 @@ temporary folder and renamed into place, its marker written last.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import io
 import json
@@ -59,7 +58,7 @@ from dfbench.datasets.synth.faces import (
     sensor_noise,
     to_uint8,
 )
-from dfbench.datasets.synth.ffpp import MARKER, read_marker
+from dfbench.datasets.synth.ffpp import MARKER, read_marker, removed_on_failure
 from dfbench.datasets.synth.manipulations import PairVideos, faceswap
 
 CROSS_GENERATOR_VERSION = 1  # bump when the content changes, so embedded sets are regenerated
@@ -571,7 +570,7 @@ def _generate_one(name: str, out: Path, spec: CrossScale, scale: str, seed: int,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
+    with removed_on_failure(tmp, out):
         tmp.mkdir()
         counts = WRITERS[name](tmp, spec, seed, progress)
         marker = {
@@ -584,16 +583,6 @@ def _generate_one(name: str, out: Path, spec: CrossScale, scale: str, seed: int,
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=1))  # last: the set is complete
         _install(tmp, out, scale, seed)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
-            raise DatasetError(
-                f"The disk holding {out.parent} is full; free space and generate again."
-            ) from exc
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def generate_cross_dataset_sets(

@@ -18,6 +18,7 @@ manipulations each draw from their own ``numpy`` stream keyed by the seed and in
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -270,7 +271,7 @@ def generate_ffpp_like(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
-    try:
+    with removed_on_failure(tmp, out):
         ks = screen_identities(seed, spec)
         names = [f"{i:03d}" for i in range(spec.identities)]
         k_of = dict(zip(names, ks))
@@ -306,17 +307,24 @@ def generate_ffpp_like(
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=1))  # last: the set is complete
         _install(tmp, out, scale, seed)
+    return out
+
+
+
+@contextlib.contextmanager
+def removed_on_failure(tmp: Path, out: Path) -> Iterator[None]:
+    """Delete the half-written ``tmp`` folder if generation fails; a full disk becomes one
+    clear DatasetError naming where space is needed."""
+    try:
+        yield
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
-            raise DatasetError(
-                f"The disk holding {out.parent} is full; free space and generate again."
-            ) from exc
+            raise DatasetError(f"The disk holding {out.parent} is full; free space and generate again.") from exc
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
 
 
 def _install(tmp: Path, out: Path, scale: str, seed: int) -> None:
