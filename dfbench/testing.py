@@ -9,7 +9,10 @@ Modelled on scikit-learn's ``check_estimator``: ``detector_checks(name)`` yields
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import io
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,6 +57,19 @@ def tiny_frameset(n_videos: int = 8, frames_per_video: int = 2, size: int = 32, 
     })
     extras = {"paired_real": base, "mask": mask, "landmarks": landmarks, "qualities": qualities}
     return FrameSet(images, meta, extras, {"qualities": ("raw", "c23", "c40")})
+
+
+def write_tar_shard(path: Path, members: dict[str, bytes], extra: Sequence[tarfile.TarInfo] = ()) -> None:
+    """A gzip tar shard holding ``members`` (name → bytes) plus raw ``extra`` entries
+    (links, devices, hostile names) for tests of archive readers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
 
 
 def fit_tiny_detector(name: str, seed: int = 0) -> tuple[Detector, FrameSet]:

@@ -20,6 +20,7 @@ from dfbench.datasets.celebdf import CelebDF, CelebDFv1
 from dfbench.datasets.dfdc import DFDC
 from dfbench.datasets.dfdcp import DFDCPreview
 from dfbench.datasets.wilddeepfake import WildDeepfake, read_sequence, sample_sequence, split_sequence_path
+from dfbench.testing import write_tar_shard as write_shard
 
 
 def write_video(path: Path, frames: int = 3, size: int = 32, value: int = 100) -> None:
@@ -42,15 +43,6 @@ def png_bytes(value: int, size: int = 8) -> bytes:
     return buf.getvalue()
 
 
-def write_shard(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra:
-            tar.addfile(info)
 
 
 def by_name(index):

@@ -24,6 +24,7 @@ from dfbench.benchmark.preprocess.cache import CropCache, CropParams, sequence_i
 from dfbench.benchmark.preprocess.pipeline import ensure_crops, preprocess
 from dfbench.datasets.base import Selection
 from dfbench.datasets.wilddeepfake import WildDeepfake
+from dfbench.testing import write_tar_shard as write_shard
 
 torch.set_num_threads(1)  # 2 shared cores: extra threads only contend
 
@@ -50,15 +51,6 @@ def png(val: int, width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-def write_shard(path: Path, members: dict[str, bytes], extra: tuple[tarfile.TarInfo, ...] = ()) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra:
-            tar.addfile(info)
 
 
 def shard_members(folder: str, stem: str) -> dict[str, bytes]:
