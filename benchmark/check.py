@@ -10,13 +10,18 @@ the value a trusted run produced, and the absolute tolerance the check allows::
 rows for one cell happen when a run was repeated) and reports drifted cells with the expected
 and observed value, and reference cells the results do not contain at all. The CLI exits
 non-zero naming each of them.
+
+One file holds the references of every study (CI's cross_quality/erm seed-0 run and the
+recipes' ≥3-seed mini studies alike). ``only`` narrows a check to the cells of one run —
+``dfbench check --protocol P --detector D --seeds 3`` compares just P/D at seeds 0-2 — and
+narrows ``write_reference`` to replacing those cells while keeping the rest of the file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,17 +171,46 @@ def _cell_means(results: pd.DataFrame) -> dict[tuple[Any, ...], float]:
     return {key: float(pd.Series(values).mean()) for key, values in sums.items()}
 
 
+CellFilter = Mapping[str, Collection[Any]]
+
+
+def cell_matches(cell: Mapping[str, Any], only: CellFilter | None) -> bool:
+    """Whether a cell's fields lie in ``only``'s allowed values (every cell when ``only`` is None)."""
+    if only is None:
+        return True
+    unknown = sorted(set(only) - set(CELL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown cell field(s) {unknown}; known: {', '.join(CELL_KEYS)}")
+    return all(
+        _norm_key_value(name, cell.get(name)) in {_norm_key_value(name, v) for v in allowed}
+        for name, allowed in only.items()
+    )
+
+
 def check_against_reference(
-    results: pd.DataFrame, reference_path: Path, *, tolerance: float | None = None
+    results: pd.DataFrame,
+    reference_path: Path,
+    *,
+    tolerance: float | None = None,
+    only: CellFilter | None = None,
 ) -> CheckOutcome:
     """Compare mean AUC per reference cell; ``tolerance`` overrides the file's (default 0.02).
 
+    ``only`` (field → allowed values) restricts the comparison to the reference cells it
+    matches, e.g. ``{"protocol": ["cross_quality"], "detector": ["erm"], "seed": [0]}``.
     A NaN result (an undefined AUC) counts as drifted: a reference cell had a number.
     """
     file_tolerance, cells = load_reference_cells(reference_path)
     outcome = CheckOutcome(tolerance=file_tolerance if tolerance is None else float(tolerance))
+    selected = [c for c in cells if cell_matches(c, only)]
+    if not selected:
+        wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+        raise ReferenceFileError(
+            f"Reference file {reference_path} has no cells{' for ' + wanted if wanted else ''}; "
+            "nothing to compare (store them with `dfbench check --protocol P --detector D --write`)."
+        )
     means = _cell_means(results)
-    for cell in cells:
+    for cell in selected:
         key = cell_key(cell)
         if key not in means:
             outcome.missing.append({k: cell.get(k) for k in CELL_KEYS})
@@ -192,36 +226,42 @@ def write_reference(
     results: pd.DataFrame,
     path: Path,
     *,
-    tolerance: float | None = DEFAULT_TOLERANCE,
-    protocols: Sequence[str] | None = None,
+    tolerance: float | None = None,
+    only: CellFilter | None = None,
     metrics: Iterable[str] = REFERENCE_METRICS,
 ) -> Path:
-    """Store the current mean AUC of every cell (of ``protocols``; all when None) as the reference.
+    """Store the current mean AUC of every result cell matching ``only`` as the reference.
 
-    ``tolerance`` None means the default (0.02 absolute), so a CLI flag left unset can be passed as is.
+    An existing file keeps its cells outside ``only`` and its tolerance (unless ``tolerance``
+    is given); the matching cells are replaced by today's. Without a file, ``tolerance`` None
+    means the default (0.02 absolute), so a CLI flag left unset can be passed as is.
     """
-    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    path = Path(path)
+    kept: list[dict[str, Any]] = []
+    file_tolerance = DEFAULT_TOLERANCE
+    if path.is_file():
+        file_tolerance, existing = load_reference_cells(path)
+        kept = [c for c in existing if not cell_matches(c, only)]
+    tolerance = file_tolerance if tolerance is None else float(tolerance)
     if tolerance < 0:
         raise ReferenceFileError(f"Tolerance must be non-negative, got {tolerance}.")
     rows = normalize_rows(results)
     rows = rows[rows["metric"].isin(list(metrics))]
-    if protocols is not None:
-        unknown = sorted(set(protocols) - set(rows["protocol"]))
-        if unknown:
-            raise ReferenceFileError(
-                f"No results for protocol(s) {', '.join(unknown)}; run them before writing the reference."
-            )
-        rows = rows[rows["protocol"].isin(list(protocols))]
+    if only is not None:
+        rows = rows[[cell_matches(r, only) for r in rows[list(CELL_KEYS)].to_dict("records")]]
     if rows.empty:
-        raise ReferenceFileError("No AUC results to store; run a protocol before writing the reference.")
-    cells = []
-    for key, value in sorted(_cell_means(rows).items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+        wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+        raise ReferenceFileError(
+            f"No AUC results{' for ' + wanted if wanted else ''}; run them before writing the reference."
+        )
+    cells = list(kept)
+    for key, value in _cell_means(rows).items():
         if math.isnan(value):
             continue  # an undefined AUC is no reference; the check would report it as missing
         cell = dict(zip(CELL_KEYS, key))
         cell["value"] = round(value, 6)
         cells.append(cell)
+    cells.sort(key=lambda c: tuple(str(_norm_key_value(k, c.get(k))) for k in CELL_KEYS))
     payload = json.dumps({"tolerance": tolerance, "cells": cells}, indent=1, sort_keys=True)
-    path = Path(path)
     atomic_write_bytes(path, (payload + "\n").encode("utf-8"))
     return path

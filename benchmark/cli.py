@@ -114,19 +114,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     reference = Path(args.reference) if args.reference else Path(str(resources.files("dfbench.reference") / "mini.json"))
     results_root = Path(args.results) if args.results else get_settings().results
+    only = None
     if args.protocol:
+        from dfbench.benchmark.protocol import load_protocol
         from dfbench.benchmark.runner import RunRequest, run
 
-        run(RunRequest(protocol=args.protocol, detector=args.detector, seeds=_seeds(args), results_root=results_root,
+        seeds = _seeds(args)
+        run(RunRequest(protocol=args.protocol, detector=args.detector, seeds=seeds, results_root=results_root,
                        overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress))
+        # compare (or write) only the cells of this run; the file holds every study's cells
+        only = {"protocol": [load_protocol(args.protocol).name], "detector": [args.detector], "seed": seeds}
     results = ResultsStore(results_root).read_all()
     if args.write:
-        write_reference(results, reference, tolerance=args.tolerance, protocols=[args.protocol] if args.protocol else None)
+        write_reference(results, reference, tolerance=args.tolerance, only=only)
         print(f"wrote reference AUCs to {reference}")
         return 0
     if not reference.is_file():
         raise DfbenchError(f"Reference file {reference} does not exist; create it with `dfbench check --write`.")
-    outcome = check_against_reference(results, reference, tolerance=args.tolerance)
+    outcome = check_against_reference(results, reference, tolerance=args.tolerance, only=only)
     print(outcome.report() if hasattr(outcome, "report") else outcome)
     return 0 if outcome.ok else 1
 

@@ -45,7 +45,7 @@ BASE = {("NT/raw", 0): 0.91, ("NT/c23", 0): 0.88, ("NT/c40", 0): 0.64}
 @pytest.fixture
 def reference(tmp_path: Path) -> Path:
     path = tmp_path / "mini.json"
-    write_reference(results(BASE), path, tolerance=0.02, protocols=["cross_quality"])
+    write_reference(results(BASE), path, tolerance=0.02, only={"protocol": ["cross_quality"]})
     return path
 
 
@@ -110,5 +110,27 @@ def test_bad_reference_files_raise_one_clear_error(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(DfbenchError, match="broken.json"):
         check_against_reference(results(BASE), broken)
-    with pytest.raises(ReferenceFileError, match="No results for protocol"):
-        write_reference(results(BASE), tmp_path / "x.json", tolerance=0.02, protocols=["laundering"])
+    with pytest.raises(ReferenceFileError, match="No AUC results for protocol=laundering"):
+        write_reference(results(BASE), tmp_path / "x.json", tolerance=0.02, only={"protocol": ["laundering"]})
+
+
+def test_only_checks_the_selected_cells(reference: Path) -> None:
+    other = results({("DF/c23", 0): 0.7, ("DF/c23", 1): 0.6}, protocol="cross_manipulation")
+    write_reference(other, reference, only={"protocol": ["cross_manipulation"]})
+    # the cross_quality cells are missing from these results, but the filter leaves them out
+    outcome = check_against_reference(other, reference, only={"protocol": ["cross_manipulation"], "seed": [1]})
+    assert outcome.passed and outcome.checked == 1
+    # unfiltered, the same results miss the three cross_quality cells
+    assert len(check_against_reference(other, reference).missing) == 3
+    with pytest.raises(ReferenceFileError, match="no cells for protocol=laundering"):
+        check_against_reference(other, reference, only={"protocol": ["laundering"]})
+
+
+def test_write_replaces_only_the_selected_cells_and_keeps_the_tolerance(reference: Path) -> None:
+    write_reference(results({("NT/raw", 0): 0.5}), reference, only={"protocol": ["cross_quality"], "test": ["NT/raw"]})
+    data = json.loads(reference.read_text())
+    assert data["tolerance"] == 0.02
+    values = {c["test"]: c["value"] for c in data["cells"]}
+    assert values == {"NT/raw": 0.5, "NT/c23": 0.88, "NT/c40": 0.64}
+    with pytest.raises(ValueError, match="unknown cell field"):
+        write_reference(results(BASE), reference, only={"dataset": ["ffpp"]})

@@ -255,9 +255,10 @@ def test_runner_row_vocabulary_finds_the_right_paper_rows() -> None:
     def matches(
         column: dict[str, object], protocol: str, paper: str, table: str, method: str
     ) -> pd.DataFrame:
-        spec = column_spec(column, PROTOCOL_TABLES[protocol])
+        mapping = PROTOCOL_TABLES[protocol]
+        spec = column_spec(column, mapping)
         part = ref[(ref["paper"] == paper) & (ref["table"] == table) & (ref["method"] == method)]
-        return part[[paper_row_matches(r, spec) for r in part.to_dict("records")]]
+        return part[[paper_row_matches(mapping.complete(r), spec) for r in part.to_dict("records")]]
 
     nt = {"training": "raw", "train_data": "ffpp:NeuralTextures@raw", "train_quality": "raw"}
     got = matches(
@@ -282,3 +283,11 @@ def test_runner_row_vocabulary_finds_the_right_paper_rows() -> None:
     )
     assert got["test_data"].unique().tolist() == ["FF++/DF"] and len(got) >= 1
     assert matches(jpeg, "quality_agnostic", "qad", "Table 2", "QAD").empty  # unperturbed column: no match
+
+    # QAD Table 4 prints no dataset: the mapping reads it as FF++/NT, quality-agnostic (mixed)
+    nt_mixed = {"training": "NeuralTextures", "train_data": "ffpp:NeuralTextures@raw+c23+c40"}
+    mixed = {**nt_mixed, "test": "NeuralTextures/mixed", "test_data": "ffpp:NeuralTextures@raw+c23+c40"}
+    assert sorted(matches(mixed, "qad_ablation", "qad", "Table 4", "QAD")["value"]) == [82.2, 91.3]
+    assert sorted(matches(mixed, "qad_ablation", "qad", "Table 4", "Coll. loss: HSIC")["value"]) == [80.3, 90.1]
+    raw = {**nt_mixed, "test": "NeuralTextures/raw", "test_data": "ffpp:NeuralTextures@raw"}
+    assert matches(raw, "qad_ablation", "qad", "Table 4", "QAD").empty  # a per-quality cell: no match
