@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The mini-scale runs behind the issues' "does the paper's direction hold here?" notes.
-# Each line is one `dfbench run` with 3 seeds; two lanes run side by side, one torch thread
-# each (small models on 2 cores run faster as two single-threaded processes).
+# Each (protocol, detector) runs seeds 0-2, one `dfbench run --seed S --seeds 1` per job; two
+# jobs run side by side (xargs -P 2), one torch thread each (small models on 2 cores run
+# faster as two single-threaded processes). Per-seed run dirs make parallel seeds safe.
 #   bash benchmarks/paper_directions.sh [group ...]     groups: validity adversarial gradreg qad pbnet bigarts
 # Then: python benchmarks/summarize.py [--protocol P]
 set -uo pipefail
@@ -9,7 +10,7 @@ declare -A RUNS=(
   [validity]="cross_quality:erm"
   [adversarial]="cross_quality:aug_combined cross_quality:grad_bat cross_quality:two_gen_bat cross_quality:combined_at cross_manipulation:erm cross_manipulation:aug_combined cross_manipulation:grad_bat cross_manipulation:two_gen_bat cross_manipulation:combined_at"
   [gradreg]="cross_dataset:erm cross_dataset:pim cross_dataset:sam cross_dataset:dualflat"
-  [qad]="quality_agnostic:erm quality_agnostic:qad quality_agnostic:qad_hsic_only quality_agnostic:qad_awp_only"
+  [qad]="qad_ablation:erm qad_ablation:qad qad_ablation:qad_hsic_only qad_ablation:qad_awp_only qad_ablation:qad_pairwise"
   [pbnet]="compression_remedy:pbnet"
   [bigarts]="cross_dataset:big_arts cross_dataset:big_arts_cls_only cross_dataset:big_arts_in_only cross_dataset:big_arts_ex_only partial_manipulation:erm partial_manipulation:big_arts laundering:big_arts"
 )
@@ -20,19 +21,16 @@ for g in "${groups[@]}"; do
   for item in ${RUNS[$g]}; do jobs+=("$item"); done
 done
 mkdir -p results/logs
-run_lane() {
-  for item in "$@"; do
-    protocol=${item%%:*}; detector=${item##*:}
-    echo "$(date +%T) start $protocol $detector"
-    dfbench run --protocol "$protocol" --detector "$detector" --seeds 3 --threads 1 --no-progress \
-      > "results/logs/${protocol}__${detector}.log" 2>&1 || echo "FAILED $protocol $detector (see results/logs)"
-    echo "$(date +%T) done  $protocol $detector"
-  done
+for item in "${jobs[@]}"; do
+  for seed in 0 1 2; do echo "${item%%:*} ${item##*:} $seed"; done
+done > results/logs/jobs.txt
+run_job() {
+  echo "$(date +%T) start $1 $2 seed $3"
+  dfbench run --protocol "$1" --detector "$2" --seed "$3" --seeds 1 --threads 1 --no-progress \
+    > "results/logs/$1__$2__s$3.log" 2>&1 || echo "FAILED $1 $2 seed $3 (see results/logs)"
+  echo "$(date +%T) done  $1 $2 seed $3"
 }
-lane_a=(); lane_b=()
-for i in "${!jobs[@]}"; do
-  if (( i % 2 == 0 )); then lane_a+=("${jobs[$i]}"); else lane_b+=("${jobs[$i]}"); fi
-done
-# the first command generates the embedded data; the second lane waits for it
+export -f run_job
+# generate the embedded data once before the parallel jobs start
 dfbench data synth > /dev/null
-run_lane "${lane_a[@]}" & run_lane "${lane_b[@]}" & wait
+xargs -P 2 -L 1 bash -c 'run_job "$@"' _ < results/logs/jobs.txt

@@ -2,6 +2,12 @@
 detector × variant × training × test cell, plus the mean 95% bootstrap interval.
 
     python benchmarks/summarize.py [--results DIR] [--protocol P] [--metric auc] [--level video]
+        [--baseline erm [--average CELL ...]]
+
+With ``--baseline``, also the seed-paired difference of every other detector from the
+baseline per cell, as mean and 95% t-interval over seeds (seed s of both detectors saw the
+same data order), and with ``--average`` the same for the per-seed mean over the named cells
+(e.g. the cross-dataset cells).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 from dfbench.benchmark.results import ResultsStore
 from dfbench.benchmark.settings import get_settings
@@ -36,12 +43,37 @@ def summary_table(rows: pd.DataFrame, metric: str, level: str) -> pd.DataFrame:
     return out
 
 
+def paired_differences(rows: pd.DataFrame, metric: str, level: str, baseline: str, average: list[str]) -> pd.DataFrame:
+    """Per detector × training × cell: mean and 95% t-interval of (detector − baseline) over shared seeds."""
+    sel = rows[(rows["metric"] == metric) & (rows["level"] == level) & rows["perturbation"].fillna("").eq("")]
+    sel = sel.assign(who=sel["detector"] + sel["variant"].fillna("").map(lambda v: f" [{v}]" if v else ""))
+    wide = sel.pivot_table(index=["training", "test", "seed"], columns="who", values="value", aggfunc="mean")
+    if average:
+        present = [c for c in average if c in wide.index.get_level_values("test")]
+        avg = wide[wide.index.get_level_values("test").isin(present)].groupby(level=["training", "seed"]).mean()
+        avg["test"] = "mean(" + ",".join(present) + ")"
+        wide = pd.concat([wide, avg.set_index("test", append=True).reorder_levels(["training", "test", "seed"])])
+    if baseline not in wide.columns:
+        return pd.DataFrame()
+    out = []
+    for who in (c for c in wide.columns if c != baseline):
+        diff = (wide[who] - wide[baseline]).dropna()
+        for (training, test), d in diff.groupby(level=["training", "test"], sort=False):
+            n = len(d)
+            half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / n**0.5 if n > 1 else float("nan")
+            out.append({"who": who, "training": training, "cell": test,
+                        "text": f"{d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}] (n={n})"})
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--protocol", default=None)
     ap.add_argument("--metric", default="auc")
     ap.add_argument("--level", default="video")
+    ap.add_argument("--baseline", default=None, help="detector to take seed-paired differences from")
+    ap.add_argument("--average", nargs="*", default=[], help="test cells whose per-seed mean is also compared")
     args = ap.parse_args()
     rows = ResultsStore(args.results or get_settings().results).read_all()
     if args.protocol:
@@ -54,6 +86,11 @@ def main() -> None:
         for protocol, part in table.groupby("protocol", sort=False):
             print(f"\n## {protocol}: {args.level}-level {args.metric}, mean±sd over seeds")
             print(part.pivot_table(index=["who", "training"], columns="cell", values="text", aggfunc="first", sort=False).to_string())
+            if args.baseline:
+                diffs = paired_differences(rows[rows["protocol"] == protocol], args.metric, args.level, args.baseline, args.average)
+                if not diffs.empty:
+                    print(f"\n## {protocol}: difference from {args.baseline}, mean [95% t-interval over seeds]")
+                    print(diffs.pivot_table(index=["who", "training"], columns="cell", values="text", aggfunc="first", sort=False).to_string())
 
 
 if __name__ == "__main__":
