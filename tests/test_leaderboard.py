@@ -291,3 +291,8 @@ def test_runner_row_vocabulary_finds_the_right_paper_rows() -> None:
     assert sorted(matches(mixed, "qad_ablation", "qad", "Table 4", "Coll. loss: HSIC")["value"]) == [80.3, 90.1]
     raw = {**nt_mixed, "test": "NeuralTextures/raw", "test_data": "ffpp:NeuralTextures@raw"}
     assert matches(raw, "qad_ablation", "qad", "Table 4", "QAD").empty  # a per-quality cell: no match
+
+    # laundering trains and tests on Celeb-DF as the paper's Table 8 does: CRF cells match
+    h264 = {"training": "CDF", "train_data": "celebdf:all@all", "test": "CDF/h264", "test_data": "celebdf:all@all"}
+    got = matches({**h264, "perturbation": "h264", "strength": 10.0}, "laundering", "big_arts", "Table 8", "BiG-Arts")
+    assert got["value"].tolist() == [0.9974]
