@@ -489,3 +489,13 @@ register_detector(
     collab="pairwise",
     use_awp=False,
 )
+# Not in the paper: the batch structure alone (every frame at all qualities, plain CE), so a
+# QAD-vs-ERM gap can be split into what the aligned batches do and what HSIC/AWP add.
+register_detector(
+    "qad_plain",
+    QADDetector,
+    description="QAD's aligned multi-quality batches with plain cross-entropy (no collaborative loss, no AWP)",
+    paper=PAPER,
+    collab="none",
+    use_awp=False,
+)

@@ -239,7 +239,7 @@ def test_a_stack_that_does_not_belong_to_its_row_is_refused() -> None:
 
 
 # ----------------------------------------------------------------------------- end to end
-@pytest.mark.parametrize("name", ["qad", "qad_hsic_only", "qad_awp_only", "qad_pairwise"])
+@pytest.mark.parametrize("name", ["qad", "qad_hsic_only", "qad_awp_only", "qad_pairwise", "qad_plain"])
 def test_each_variant_trains_through_fit_and_predicts_probabilities(name: str) -> None:
     train = make_multiquality(32)
     det = create_detector(name, input_size=32, batch_size=8, epochs=2, max_steps_per_epoch=2)
@@ -250,6 +250,8 @@ def test_each_variant_trains_through_fit_and_predicts_probabilities(name: str) -
     collab = det.config.collab
     if collab == "none":
         assert "hsic" not in logs and "pairwise" not in logs
+        if not det.config.use_awp:  # qad_plain: the loss is the cross-entropy alone
+            assert logs["loss"] == pytest.approx(logs["ce"])
     else:
         assert logs[collab] > 0
     scores = det.predict(train)
