@@ -103,7 +103,8 @@ DETECTOR_METHODS: dict[str, tuple[str, ...]] = {
     "gen_bat": ("Gen-BAT",),
     "two_gen_bat": ("Two-Gen-BAT",),
     "combined_at": ("Combined AT",),
-    "pbnet": ("PBNet",),
+    # PBNet's tables print the frozen detector (RECG ×) as ERM beside it with the bleach (✓)
+    "pbnet": ("PBNet", "ERM"),
     "pim": ("PIM",),
     # PIM Table VIII: SAM is DualFlat with α=0, β=1; our DualFlat default is the balanced α:β.
     "sam": ("DualFlat (a+b=1.0, a:b=0.0:1.0)",),
@@ -496,6 +497,7 @@ def _paper_entries(
         return []
     metrics = set(metrics)
     wanted = set(mapping.tables)
+    several_train_data = len({spec.train_data for spec in specs.values()}) > 1
     entries: dict[tuple[str, ...], _PaperEntry] = {}
     for paper in reference.to_dict("records"):
         if (_text(paper.get("paper")), _text(paper.get("table"))) not in wanted:
@@ -510,17 +512,20 @@ def _paper_entries(
         # Where our columns state the training quality (cross_quality: "raw->c40"), the paper's
         # train quality is matched per column and its rows merge into one; otherwise papers rows
         # trained at different qualities stay separate rows, labelled with what they trained on.
+        # Likewise for training data where our columns come from several trainings
+        # (compression_remedy: "FS/c23 -> FS/c40", ...): one paper row per backbone.
         paper = mapping.complete(paper)
         for column, spec in specs.items():
             if not paper_row_matches(paper, spec):
                 continue
             tq = "" if spec.train_quality else _text(paper.get("train_quality"))
+            td = "" if spec.train_data and several_train_data else _text(paper.get("train_data"))
             group = (
                 _text(paper["paper"]),
                 _text(paper["table"]),
                 _text(paper["method"]),
                 _text(paper.get("backbone")),
-                _text(paper.get("train_data")),
+                td,
                 tq,
             )
             entry = entries.setdefault(group, _PaperEntry(*group, values={}))

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from dfbench.benchmark.leaderboard import (
+    DETECTOR_METHODS,
     PROTOCOL_TABLES,
+    _paper_entries,
     build_leaderboard,
     column_spec,
     load_reference,
@@ -296,3 +298,25 @@ def test_runner_row_vocabulary_finds_the_right_paper_rows() -> None:
     h264 = {"training": "CDF", "train_data": "celebdf:all@all", "test": "CDF/h264", "test_data": "celebdf:all@all"}
     got = matches({**h264, "perturbation": "h264", "strength": 10.0}, "laundering", "big_arts", "Table 8", "BiG-Arts")
     assert got["value"].tolist() == [0.9974]
+
+
+def test_compression_remedy_shows_the_frozen_detector_and_the_bleach_rows_per_backbone() -> None:
+    """Columns from four trainings merge the paper's rows to one per backbone; ERM = RECG ×."""
+    mapping = PROTOCOL_TABLES["compression_remedy"]
+    specs = {}
+    for short, method in (("DF", "Deepfakes"), ("FS", "FaceSwap")):
+        column = {
+            "training": f"{short}/c23",
+            "train_data": f"ffpp:{method}@c23",
+            "test": f"{short}/c40",
+            "test_data": f"ffpp:{method}@c40",
+        }
+        specs[(f"{short}/c23", f"{short}/c40", None, None)] = column_spec(column, mapping)
+    entries = _paper_entries(load_reference(), mapping, DETECTOR_METHODS["pbnet"], specs, ("auc",), "video")
+    xception = {e.method: e for e in entries if e.backbone == "Xception" and e.table == "III"}
+    assert set(xception) == {"ERM", "PBNet"}
+    assert all(e.train_data == "" for e in xception.values())  # merged across the trainings
+    fs = ("FS/c23", "FS/c40", None, None)
+    assert xception["ERM"].values[(fs, "auc")] == pytest.approx(0.8414)
+    assert xception["PBNet"].values[(fs, "auc")] == pytest.approx(0.8724)
+    assert xception["PBNet"].values[(("DF/c23", "DF/c40", None, None), "auc")] == pytest.approx(0.9428)
