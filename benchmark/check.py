@@ -69,8 +69,15 @@ def _norm_key_value(name: str, value: Any) -> Any:
     return text if text else None
 
 
+RUN_KEYS: tuple[str, ...] = ("protocol", "detector", "backbone", "preset", "seed")
+
+
 def cell_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(_norm_key_value(k, cell.get(k)) for k in CELL_KEYS)
+
+
+def _run_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(_norm_key_value(k, cell.get(k)) for k in RUN_KEYS)
 
 
 def describe_cell(cell: Mapping[str, Any]) -> str:
@@ -193,18 +200,26 @@ def check_against_reference(
     *,
     tolerance: float | None = None,
     only: CellFilter | None = None,
+    runs_in_results: bool = False,
 ) -> CheckOutcome:
     """Compare mean AUC per reference cell; ``tolerance`` overrides the file's (default 0.02).
 
     ``only`` (field → allowed values) restricts the comparison to the reference cells it
     matches, e.g. ``{"protocol": ["cross_quality"], "detector": ["erm"], "seed": [0]}``.
+    ``runs_in_results`` restricts it to the runs (protocol, detector, backbone, preset, seed)
+    the results contain, so a results folder holding one study is checked against that study
+    only; a cell missing inside such a run is still reported.
     A NaN result (an undefined AUC) counts as drifted: a reference cell had a number.
     """
     file_tolerance, cells = load_reference_cells(reference_path)
     outcome = CheckOutcome(tolerance=file_tolerance if tolerance is None else float(tolerance))
     selected = [c for c in cells if cell_matches(c, only)]
+    wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+    if runs_in_results:
+        present = {_run_key(r) for r in normalize_rows(results)[list(RUN_KEYS)].to_dict("records")}
+        selected = [c for c in selected if _run_key(c) in present]
+        wanted = " ".join(w for w in (wanted, "the runs in these results") if w)
     if not selected:
-        wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
         raise ReferenceFileError(
             f"Reference file {reference_path} has no cells{' for ' + wanted if wanted else ''}; "
             "nothing to compare (store them with `dfbench check --protocol P --detector D --write`)."

@@ -131,7 +131,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     if not reference.is_file():
         raise DfbenchError(f"Reference file {reference} does not exist; create it with `dfbench check --write`.")
-    outcome = check_against_reference(results, reference, tolerance=args.tolerance, only=only)
+    # without --protocol: every run in the results folder against its own reference cells
+    outcome = check_against_reference(results, reference, tolerance=args.tolerance, only=only, runs_in_results=only is None)
     print(outcome.report() if hasattr(outcome, "report") else outcome)
     return 0 if outcome.ok else 1
 

@@ -134,3 +134,18 @@ def test_write_replaces_only_the_selected_cells_and_keeps_the_tolerance(referenc
     assert values == {"NT/raw": 0.5, "NT/c23": 0.88, "NT/c40": 0.64}
     with pytest.raises(ValueError, match="unknown cell field"):
         write_reference(results(BASE), reference, only={"dataset": ["ffpp"]})
+
+
+def test_runs_in_results_limits_the_check_to_the_runs_present(reference: Path) -> None:
+    other = results({("DF/c23", 0): 0.7, ("DF/c23", 1): 0.6}, protocol="cross_manipulation")
+    write_reference(other, reference, only={"protocol": ["cross_manipulation"]})
+    seed1 = results({("DF/c23", 1): 0.61}, protocol="cross_manipulation")
+    # only run (cross_manipulation, erm, seed 1) is present: its one cell is compared
+    outcome = check_against_reference(seed1, reference, runs_in_results=True)
+    assert outcome.passed and outcome.checked == 1
+    # a cell missing inside a present run is still reported
+    cq = results({("NT/raw", 0): 0.91, ("NT/c23", 0): 0.88})
+    outcome = check_against_reference(cq, reference, runs_in_results=True)
+    assert [c["test"] for c in outcome.missing] == ["NT/c40"]
+    with pytest.raises(ReferenceFileError, match="the runs in these results"):
+        check_against_reference(results({("NT/raw", 5): 0.9}), reference, runs_in_results=True)
