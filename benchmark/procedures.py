@@ -233,6 +233,18 @@ def score_test(ctx: RunContext, detector: Detector, training_name: str, test: Te
         ctx.score(test.name, training_name, scored, detector.predict(scored), variant=variant, perturbation=op, strength=value)
 
 
+# Extras that change which frames a set holds rather than adding to each frame: "qualities"
+# turns the selection into one row per video at its first quality with the others stacked
+# beside it. Validation scores frames as a test does, so it loads them as separate rows;
+# otherwise a multi-quality model (qad) would be selected on its raw frames alone.
+TRAINING_ONLY_EXTRAS = frozenset({"qualities"})
+
+
+def validation_requires(requires: Iterable[str]) -> tuple[str, ...]:
+    """The extras to load validation frames with: the detector's, less the training-only ones."""
+    return tuple(sorted(set(requires) - TRAINING_ONLY_EXTRAS))
+
+
 def train_test(ctx: RunContext) -> None:
     """Train one model per training spec (validation-selected), then score its tests."""
     for training in ctx.spec.trainings:
@@ -247,7 +259,7 @@ def train_test(ctx: RunContext) -> None:
         detector = ctx.new_detector()
         if not (ctx.model_dir(training.name) / "model.pt").exists():
             train = ctx.frames(training.data, "train", detector.requires)
-            val = ctx.frames(training.data, "val", detector.requires, role="test")
+            val = ctx.frames(training.data, "val", validation_requires(detector.requires), role="test")
         else:
             train = val = None
         detector = ctx.fit(detector, training.name, train, val)

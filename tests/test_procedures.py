@@ -119,3 +119,22 @@ def test_score_rejects_non_finite_scores(tmp_path) -> None:
     frames = tiny_frameset()
     with pytest.raises(ValueError):
         ctx.score("T/raw", "raw", frames, np.full(len(frames), np.nan))
+
+
+def test_validation_frames_are_scored_per_quality_not_stacked(tmp_path, monkeypatch) -> None:
+    """A qualities-requiring detector trains on stacked qualities but is selected on every
+    quality as separate rows, as its test cells score it."""
+    from dfbench.benchmark import procedures
+
+    seen = []
+
+    class RecordingLoader(Loader):
+        def __call__(self, data, split, per_video, requires):
+            seen.append((split, requires))
+            return super().__call__(data, split, per_video, requires)
+
+    monkeypatch.setattr(Detector, "requires", frozenset({"qualities", "landmarks"}))
+    monkeypatch.setattr(RunContext, "fit", lambda self, det, name, train, val: det)
+    monkeypatch.setattr(procedures, "score_test", lambda *args, **kwargs: None)
+    train_test(make_ctx(tmp_path, RecordingLoader()))
+    assert seen == [("train", ("landmarks", "qualities")), ("val", ("landmarks",))] * 2
