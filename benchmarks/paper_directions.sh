@@ -10,7 +10,7 @@ declare -A RUNS=(
   [validity]="cross_quality:erm"
   [adversarial]="cross_quality:aug_combined cross_quality:grad_bat cross_quality:two_gen_bat cross_quality:combined_at cross_manipulation:erm cross_manipulation:aug_combined cross_manipulation:grad_bat cross_manipulation:two_gen_bat cross_manipulation:combined_at"
   [gradreg]="cross_dataset:erm cross_dataset:pim cross_dataset:sam cross_dataset:dualflat"
-  [qad]="qad_ablation:erm qad_ablation:qad qad_ablation:qad_hsic_only qad_ablation:qad_awp_only qad_ablation:qad_pairwise"
+  [qad]="qad_ablation:erm qad_ablation:qad qad_ablation:qad_hsic_only qad_ablation:qad_awp_only qad_ablation:qad_pairwise qad_ablation:qad_plain"
   [pbnet]="compression_remedy:pbnet"
   [bigarts]="cross_dataset:big_arts cross_dataset:big_arts_cls_only cross_dataset:big_arts_in_only cross_dataset:big_arts_ex_only partial_manipulation:erm partial_manipulation:big_arts laundering:big_arts"
 )
