@@ -181,17 +181,24 @@ def _cell_means(results: pd.DataFrame) -> dict[tuple[Any, ...], float]:
 CellFilter = Mapping[str, Collection[Any]]
 
 
-def cell_matches(cell: Mapping[str, Any], only: CellFilter | None) -> bool:
-    """Whether a cell's fields lie in ``only``'s allowed values (every cell when ``only`` is None)."""
+def _compile_filter(only: CellFilter | None) -> dict[str, set[Any]]:
+    """``only`` with its allowed values normalised once ({} = every cell)."""
     if only is None:
-        return True
+        return {}
     unknown = sorted(set(only) - set(CELL_KEYS))
     if unknown:
         raise ValueError(f"unknown cell field(s) {unknown}; known: {', '.join(CELL_KEYS)}")
-    return all(
-        _norm_key_value(name, cell.get(name)) in {_norm_key_value(name, v) for v in allowed}
-        for name, allowed in only.items()
-    )
+    return {name: {_norm_key_value(name, v) for v in allowed} for name, allowed in only.items()}
+
+
+def _matches(cell: Mapping[str, Any], compiled: Mapping[str, set[Any]]) -> bool:
+    """Whether a cell's fields lie in the compiled filter's allowed values."""
+    return all(_norm_key_value(name, cell.get(name)) in allowed for name, allowed in compiled.items())
+
+
+def _describe_filter(only: CellFilter | None) -> str:
+    """"protocol=cross_quality seed=0,1" for error messages; "" for no filter."""
+    return describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
 
 
 def check_against_reference(
@@ -213,8 +220,9 @@ def check_against_reference(
     """
     file_tolerance, cells = load_reference_cells(reference_path)
     outcome = CheckOutcome(tolerance=file_tolerance if tolerance is None else float(tolerance))
-    selected = [c for c in cells if cell_matches(c, only)]
-    wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+    compiled = _compile_filter(only)
+    selected = [c for c in cells if _matches(c, compiled)]
+    wanted = _describe_filter(only)
     if runs_in_results:
         present = {_run_key(r) for r in normalize_rows(results)[list(RUN_KEYS)].to_dict("records")}
         selected = [c for c in selected if _run_key(c) in present]
@@ -252,20 +260,21 @@ def write_reference(
     means the default (0.02 absolute), so a CLI flag left unset can be passed as is.
     """
     path = Path(path)
+    compiled = _compile_filter(only)
     kept: list[dict[str, Any]] = []
     file_tolerance = DEFAULT_TOLERANCE
     if path.is_file():
         file_tolerance, existing = load_reference_cells(path)
-        kept = [c for c in existing if not cell_matches(c, only)]
+        kept = [c for c in existing if not _matches(c, compiled)]
     tolerance = file_tolerance if tolerance is None else float(tolerance)
     if tolerance < 0:
         raise ReferenceFileError(f"Tolerance must be non-negative, got {tolerance}.")
     rows = normalize_rows(results)
     rows = rows[rows["metric"].isin(list(metrics))]
-    if only is not None:
-        rows = rows[[cell_matches(r, only) for r in rows[list(CELL_KEYS)].to_dict("records")]]
+    if compiled:
+        rows = rows[[_matches(r, compiled) for r in rows[list(CELL_KEYS)].to_dict("records")]]
     if rows.empty:
-        wanted = describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+        wanted = _describe_filter(only)
         raise ReferenceFileError(
             f"No AUC results{' for ' + wanted if wanted else ''}; run them before writing the reference."
         )

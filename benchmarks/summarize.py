@@ -22,6 +22,11 @@ from dfbench.benchmark.results import ResultsStore
 from dfbench.benchmark.settings import get_settings
 
 
+def _who(sel: pd.DataFrame) -> pd.Series:
+    """Row label: the detector, with its variant in brackets when it has one."""
+    return sel["detector"] + sel["variant"].fillna("").map(lambda v: f" [{v}]" if v else "")
+
+
 def summary_table(rows: pd.DataFrame, metric: str, level: str) -> pd.DataFrame:
     sel = rows[(rows["metric"] == metric) & (rows["level"] == level)].copy()
     if sel.empty:
@@ -32,7 +37,7 @@ def summary_table(rows: pd.DataFrame, metric: str, level: str) -> pd.DataFrame:
     if perturbed.any():
         suffix = [f" {op}={s:g}" for op, s in zip(pert[perturbed], sel.loc[perturbed, "strength"])]
         sel.loc[perturbed, "cell"] = sel.loc[perturbed, "cell"] + pd.Series(suffix, index=sel.index[perturbed])
-    sel["who"] = sel["detector"] + sel["variant"].fillna("").map(lambda v: f" [{v}]" if v else "")
+    sel["who"] = _who(sel)
     grouped = sel.groupby(["protocol", "who", "training", "cell"], sort=False)["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     ci = sel.groupby(["protocol", "who", "training", "cell"], sort=False)[["ci_low", "ci_high"]].mean().reset_index()
@@ -46,7 +51,7 @@ def summary_table(rows: pd.DataFrame, metric: str, level: str) -> pd.DataFrame:
 def paired_differences(rows: pd.DataFrame, metric: str, level: str, baseline: str, average: list[str]) -> pd.DataFrame:
     """Per detector × training × cell: mean and 95% t-interval of (detector − baseline) over shared seeds."""
     sel = rows[(rows["metric"] == metric) & (rows["level"] == level) & rows["perturbation"].fillna("").eq("")]
-    sel = sel.assign(who=sel["detector"] + sel["variant"].fillna("").map(lambda v: f" [{v}]" if v else ""))
+    sel = sel.assign(who=_who(sel))
     wide = sel.pivot_table(index=["training", "test", "seed"], columns="who", values="value", aggfunc="mean")
     if average:
         present = [c for c in average if c in wide.index.get_level_values("test")]

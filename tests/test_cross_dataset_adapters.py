@@ -43,8 +43,6 @@ def png_bytes(value: int, size: int = 8) -> bytes:
     return buf.getvalue()
 
 
-
-
 def by_name(index):
     return {vid.split("/", 3)[-1]: row for vid, row in zip(index["video_id"], index.to_dict("records"))}
 

@@ -51,8 +51,6 @@ def png(val: int, width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-
-
 def shard_members(folder: str, stem: str) -> dict[str, bytes]:
     members = {}
     for (f, s, cls, seq), (count, w, h) in SEQUENCES.items():

@@ -310,7 +310,6 @@ def generate_ffpp_like(
     return out
 
 
-
 @contextlib.contextmanager
 def removed_on_failure(tmp: Path, out: Path) -> Iterator[None]:
     """Delete the half-written ``tmp`` folder if generation fails; a full disk becomes one
