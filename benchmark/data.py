@@ -2,8 +2,10 @@
 
 ``load_frames`` builds (once per dataset root and process) each dataset's index, applies
 the selections, makes sure every needed video has a crop-cache entry (preprocessing what is
-missing) and stacks the crops. Videos that failed preprocessing are left out, listed in a
-warning and in ``frames.attrs["failed"]`` (video_id → reason), never replaced.
+missing) and stacks the crops. A selected video that yields no frames (failed preprocessing,
+or a required pair / quality of it failed) is never replaced: it is listed in a warning and
+kept as a ``FailedVideo`` record in ``frames.attrs["failed"]``, so scoring counts it.
+``frames.attrs["failed_inputs"]`` maps every failed input (dependants included) to its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dfbench.benchmark.errors import ConfigError, DatasetError
-from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.frames import FailedVideo, FrameSet
 from dfbench.benchmark.preprocess.cache import CropCache, CropParams
 from dfbench.benchmark.preprocess.pipeline import ensure_crops, video_name
 from dfbench.benchmark.settings import get_settings
@@ -150,11 +152,12 @@ def load_frames(
         notes.extend(report.notes)
         parts.append((rows, entries, index, adapter, qualities))
     frames = _assemble(parts, requires, crop, failed)
-    if failed:
-        shown = "; ".join(f"{v}: {r}" for v, r in list(failed.items())[:3])
+    lost: list[FailedVideo] = frames.attrs["failed"]
+    if lost:
+        shown = "; ".join(f"{f.video_id}: {f.reason}" for f in lost[:3])
         warnings.warn(
-            f"{len(failed)} videos failed preprocessing and are left out ({shown}{' …' if len(failed) > 3 else ''}); "
-            f"see frames.attrs['failed'].",
+            f"{len(lost)} selected videos yield no frames ({shown}{' …' if len(lost) > 3 else ''}); they are "
+            f"counted at video level with score 0.5; see frames.attrs['failed'].",
             UserWarning,
             stacklevel=2,
         )
@@ -220,6 +223,7 @@ def _assemble(
     extras: dict[str, list[np.ndarray]] = {r: [] for r in requires}
     qualities_attr: list[str] | None = None
     seen: set[str] = set()
+    lost: dict[str, FailedVideo] = {}  # selected videos without frames, in selection order
     for rows, entries, index, adapter, qualities in parts:
         paired = _paired_key(adapter.real_methods, index) if "paired_real" in requires else {}
         if "qualities" in requires:
@@ -230,7 +234,10 @@ def _assemble(
             qualities_attr = qualities
         for row in rows.itertuples(index=False):
             vid = row.video_id
-            if vid in seen or vid in failed or vid not in entries:
+            if vid in seen or vid in lost:
+                continue
+            if vid in failed or vid not in entries:
+                lost[vid] = FailedVideo(vid, int(row.label), failed.get(vid, "no crop-cache entry"))
                 continue
             entry = entries[vid]
             fidx = entry["frame_indices"]
@@ -274,6 +281,7 @@ def _assemble(
                     got["qualities"] = np.stack(stack, axis=1)
             if reason is not None:
                 failed[vid] = reason
+                lost[vid] = FailedVideo(vid, int(row.label), reason)
                 continue
             seen.add(vid)
             n = len(entry["crops"])
@@ -302,7 +310,7 @@ def _assemble(
             f"Every selected video failed preprocessing ({len(failed)} failures, e.g. "
             f"{next(iter(failed.items()), ('', ''))[0]}: {next(iter(failed.values()), '')})."
         )
-    attrs: dict[str, object] = {"failed": dict(failed), "crop": crop}
+    attrs: dict[str, object] = {"failed": list(lost.values()), "failed_inputs": dict(failed), "crop": crop}
     if qualities_attr is not None:
         attrs["qualities"] = list(qualities_attr)
     return FrameSet(

@@ -17,6 +17,7 @@ quality, face_found; loaders may add more.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,17 @@ import torch
 from torch.utils.data import Dataset
 
 META_COLUMNS: tuple[str, ...] = ("video_id", "frame", "label", "dataset", "method", "quality", "face_found")
+
+
+@dataclass(frozen=True)
+class FailedVideo:
+    """A selected video that yields no frames (no face, undecodable, a required pair or
+    quality missing). The loader keeps one record per such video in ``attrs["failed"]``;
+    scoring counts it at video level instead of dropping it."""
+
+    video_id: str
+    label: int
+    reason: str
 
 
 class FrameSet(Dataset):

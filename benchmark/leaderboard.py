@@ -431,6 +431,9 @@ def _format_ours(row: Mapping[str, Any]) -> str:
         text += f" ± {_pct(row['std'])}"
     if not pd.isna(row["ci_low"]) and not pd.isna(row["ci_high"]):
         text += f" [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]"
+    failed = row.get("n_failed", 0)
+    if not pd.isna(failed) and int(failed) > 0:
+        text += f" ({int(failed)} failed videos at 0.5)"
     return text
 
 
@@ -579,7 +582,9 @@ def _level_table(
     notes.append(
         f"{level.capitalize()}-level metrics"
         + (" (video score = mean of its frame scores)" if level == "video" else "")
-        + "; values in %, mean ± std over seeds, [mean of the per-seed 95% bootstrap interval bounds]."
+        + "; values in %, mean ± std over seeds, [mean of the per-seed 95% bootstrap interval bounds]"
+        + ("; a test video that yielded no frames scores 0.5 and is counted (shown as 'N failed videos')."
+           if level == "video" else ".")
     )
     if mapping is not None:
         cited = ", ".join(f"{p} {_table_label(p, t)}" for p, t in mapping.tables)

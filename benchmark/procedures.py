@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from dfbench.benchmark.errors import DfbenchError
-from dfbench.benchmark.frames import FrameSet
+from dfbench.benchmark.frames import FailedVideo, FrameSet
 from dfbench.benchmark.metrics import bootstrap_auc_interval, compute_metrics, error_counts, video_level
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec
 from dfbench.benchmark.registry import Registry
@@ -65,7 +65,11 @@ class RunContext:
     log: Callable[[str], None] = print
     available: Callable[[str], bool] = lambda dataset: True
     skip_tests: frozenset[str] = frozenset()  # optional tests whose data is absent
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # every set this process loaded (run.json)
+    # What each trained model saw, by training name (and "training/variant" for a model
+    # trained on top of it, e.g. a bleach). Stored beside the model and read back when it
+    # is reused, so a row's data_fingerprint does not depend on whether the run resumed.
+    model_fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
 
     # ---- detectors
     def new_detector(self, name: str | None = None, **overrides: Any) -> Detector:
@@ -86,6 +90,7 @@ class RunContext:
         final = folder / "model.pt"
         if final.exists():
             self.log(f"[{training_name}] reusing trained model {final}")
+            self.model_fingerprints[training_name] = stored_fingerprints(folder / "fit.json")
             return detector.to(self.device).load(final)
         if len(val) == 0 or len(np.unique(val.labels)) < 2:
             raise DfbenchError(
@@ -95,10 +100,12 @@ class RunContext:
         self.log(f"[{training_name}] training {detector.name} on {train}")
         report = detector.fit(train, val, seed=self.seed, device=self.device, checkpoint_dir=folder, progress=self.progress)
         detector.save(final)
+        seen = {"train": frames_fingerprint(train), "val": frames_fingerprint(val)}
+        self.model_fingerprints[training_name] = seen
         (folder / "fit.json").write_text(json.dumps({
             "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
             "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
-            "history": report.history, "wall_time_s": report.wall_time_s,
+            "history": report.history, "wall_time_s": report.wall_time_s, "data_fingerprints": seen,
         }, indent=2, default=float))
         (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
         return detector
@@ -135,7 +142,7 @@ class RunContext:
         failed = _failed_videos(frames)
         if len(failed):
             videos = pd.concat([videos, failed.assign(score=FAILED_VIDEO_SCORE, n_frames=0)], ignore_index=True)
-        base = self._row_base(test_name, training_name, variant, perturbation, strength, extra)
+        base = self._row_base(test_name, training_name, variant, perturbation, strength, extra, frames)
         rows = []
         for level, y, s in (("frame", labels, scores), ("video", videos["label"].to_numpy(), videos["score"].to_numpy())):
             counts = error_counts(y, s)
@@ -155,7 +162,15 @@ class RunContext:
         self.store.mark_cell_done(self.run_dir, key, rows_df, pred)
         return rows_df
 
-    def _row_base(self, test_name, training_name, variant, perturbation, strength, extra) -> dict[str, Any]:
+    def cell_fingerprint(self, training_name: str, variant: str, test_frames: FrameSet) -> str:
+        """The data behind one cell: what its model(s) trained and validated on, and the test
+        frames. Independent of what else this process loaded, so resumed = uninterrupted."""
+        parts = {f"model:{k}": v for k, v in self.model_fingerprints.get(training_name, {}).items()}
+        parts.update({f"{variant}:{k}": v for k, v in self.model_fingerprints.get(f"{training_name}/{variant}", {}).items()})
+        parts["test"] = frames_fingerprint(test_frames)
+        return combined_fingerprint(parts)
+
+    def _row_base(self, test_name, training_name, variant, perturbation, strength, extra, frames) -> dict[str, Any]:
         training = next((t for t in self.spec.trainings if t.name == training_name), None)
         test = next((t for t in self.spec.tests if t.name == test_name), None)
         return {
@@ -169,7 +184,7 @@ class RunContext:
             "variant": variant,
             "perturbation": perturbation,
             "strength": strength if strength is not None else math.nan,
-            "data_fingerprint": combined_fingerprint(self.fingerprints),
+            "data_fingerprint": self.cell_fingerprint(training_name, variant, frames),
             **(extra or {}),
         }
 
@@ -180,13 +195,12 @@ def _qualities(data: Sequence[DataSpec]) -> str:
 
 
 def _failed_videos(frames: FrameSet) -> pd.DataFrame:
-    """Videos the loader could not use (no face, undecodable): label per video, counted at video level."""
-    failed = frames.attrs.get("failed") or []
-    rows = []
-    for item in failed:
-        if isinstance(item, dict) and "video_id" in item and "label" in item:
-            rows.append({"video_id": item["video_id"], "label": int(item["label"])})
-    return pd.DataFrame(rows, columns=["video_id", "label"])
+    """The selected videos the loader could not use (``FailedVideo`` records: no face,
+    undecodable, a required pair missing), one row each, to be counted at video level."""
+    failed: list[FailedVideo] = frames.attrs.get("failed", [])
+    return pd.DataFrame(
+        [{"video_id": f.video_id, "label": int(f.label)} for f in failed], columns=["video_id", "label"]
+    )
 
 
 def frames_fingerprint(frames: FrameSet) -> str:
@@ -195,6 +209,16 @@ def frames_fingerprint(frames: FrameSet) -> str:
     cols = [c for c in ("video_id", "frame", "label") if c in meta]
     blob = pd.util.hash_pandas_object(meta[cols], index=False).to_numpy().tobytes()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def stored_fingerprints(path: Path) -> dict[str, str]:
+    """The ``data_fingerprints`` a finished model's JSON record holds ({} for older records)."""
+    try:
+        blob = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    found = blob.get("data_fingerprints") if isinstance(blob, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def combined_fingerprint(parts: dict[str, str]) -> str:

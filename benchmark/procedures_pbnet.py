@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.procedures import PROCEDURES, RunContext, slug
+from dfbench.benchmark.procedures import PROCEDURES, RunContext, frames_fingerprint, slug, stored_fingerprints
 from dfbench.benchmark.protocol import DataSpec, TrainingSpec
 from dfbench.detectors.base import Detector
 from dfbench.detectors.pbnet import (
@@ -105,6 +105,7 @@ def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan:
         bleach = load_bleach(final, frozen, config=config, seed=ctx.seed)
         if bleach is not None:
             ctx.log(f"[{training.name}] reusing bleach {final}")
+            ctx.model_fingerprints[f"{training.name}/{plan.variant}"] = stored_fingerprints(folder / "bleach.json")
             return bleach
         ctx.log(f"[{training.name}] bleach {final} belongs to another detector/config/seed; retraining")
     data = plan.data(training.data)
@@ -113,9 +114,11 @@ def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan:
     ctx.log(f"[{training.name}] training bleach '{plan.variant}' on the detector's errors in {train_lq}")
     bleach = train_bleach(frozen, train_lq, val_lq, config, ctx.seed, ctx.device, checkpoint_dir=folder, progress=ctx.progress)
     save_bleach(bleach, final, seed=ctx.seed)
+    seen = {"train": frames_fingerprint(train_lq), "val": frames_fingerprint(val_lq)}
+    ctx.model_fingerprints[f"{training.name}/{plan.variant}"] = seen
     (folder / "bleach.json").write_text(json.dumps({
         "stats": bleach.stats, "best_epoch": bleach.report.best_epoch, "history": bleach.report.history,
-        "wall_time_s": bleach.report.wall_time_s,
+        "wall_time_s": bleach.report.wall_time_s, "data_fingerprints": seen,
     }, indent=2, default=float))
     (folder / "bleach_state.pt").unlink(missing_ok=True)  # finished: bleach.pt is enough
     return bleach

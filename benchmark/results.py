@@ -63,6 +63,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "n_fake",
     "fp",
     "fn",
+    "n_failed",
     "data_kind",
     "config_hash",
     "data_fingerprint",
@@ -78,7 +79,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("protocol", "detector", "test", "metric", "value")
 
 FLOAT_COLUMNS: tuple[str, ...] = ("strength", "value", "ci_low", "ci_high", "wall_time_s")
-COUNT_COLUMNS: tuple[str, ...] = ("seed", "n_real", "n_fake", "fp", "fn")
+COUNT_COLUMNS: tuple[str, ...] = ("seed", "n_real", "n_fake", "fp", "fn", "n_failed")
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS + COUNT_COLUMNS)
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("test", "training", "variant", "video_id", "frame", "label", "score")
@@ -464,7 +465,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """
     rows = empty_results() if df.empty else normalize_rows(df)
     if rows.empty:
-        return pd.DataFrame(columns=[*SUMMARY_KEYS, "mean", "std", "n", "ci_low", "ci_high", "seeds"])
+        return pd.DataFrame(columns=[*SUMMARY_KEYS, "mean", "std", "n", "ci_low", "ci_high", "seeds", "n_failed"])
     agg: dict[str, tuple[str, str | Callable[[pd.Series], Any]]] = {
         "mean": ("value", "mean"),
         "std": ("value", _sample_std),
@@ -472,8 +473,11 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         "ci_low": ("ci_low", "mean"),
         "ci_high": ("ci_high", "mean"),
         "seeds": ("seed", lambda s: ",".join(str(int(v)) for v in sorted(s.dropna().unique()))),
+        # videos counted at score 0.5 because they yielded no frames: the most any seed had
+        "n_failed": ("n_failed", "max"),
     }
     grouped = rows.groupby(list(SUMMARY_KEYS), dropna=False, sort=False)
     out = grouped.agg(**agg).reset_index()  # type: ignore[call-overload]
     out["n"] = out["n"].astype(int)
+    out["n_failed"] = out["n_failed"].fillna(0).astype(int)
     return out

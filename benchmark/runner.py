@@ -225,6 +225,7 @@ def run(request: RunRequest) -> pd.DataFrame:
         _write_json(run_dir / "run.json", {
             **json.loads((run_dir / "run.json").read_text()), "status": "complete", "wall_time_s": wall,
             "finished": datetime.now(timezone.utc).isoformat(), "data_fingerprints": ctx.fingerprints,
+            "model_data_fingerprints": ctx.model_fingerprints,
         })
         rows = store.read_run(run_dir)
         all_rows.append(rows)

@@ -296,8 +296,12 @@ class Detector:
             report.epochs_run = epoch + 1
             if ckpt_path is not None:
                 self._save_train_state(ckpt_path, seed, epoch + 1, best_state, report)
-        if best_state is not None:
-            self.load_inference_state(best_state)
+        if best_state is None:
+            # a model that never trained must not be scored as if it had (epochs <= 0)
+            raise ConfigError(
+                f"Detector {self.name!r} ran no training epoch (epochs={self.config.epochs}); set epochs to 1 or more."
+            )
+        self.load_inference_state(best_state)
         report.wall_time_s = time.perf_counter() - started
         return report
 

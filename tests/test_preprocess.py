@@ -250,7 +250,7 @@ def test_load_frames_extras(loaded):
     assert np.array_equal(f.extras["paired_real"][real], f.images[real])
     assert f.extras["mask"][fake].max() > 200 and f.extras["mask"][real].max() == 0
     assert f.extras["landmarks"].shape == (len(f), 5, 2)
-    assert f[0]["qualities"].shape == (3, 3, 64, 64) and f.attrs["failed"] == {}
+    assert f[0]["qualities"].shape == (3, 3, 64, 64) and f.attrs["failed"] == []
 
 
 def test_load_frames_leaves_failed_videos_out(ffpp_copy, tmp_path, one_torch_thread):
@@ -259,9 +259,12 @@ def test_load_frames_leaves_failed_videos_out(ffpp_copy, tmp_path, one_torch_thr
         warnings.simplefilter("always")
         f = load_frames([Selection("ffpp", "test", methods=("Deepfakes",), reals=("youtube",), qualities=("c23",))],
                         roots={"ffpp": ffpp_copy}, cache=CropCache(tmp_path / "c"), crop=PARAMS, progress=False)
-    assert any("failed preprocessing" in str(w.message) for w in caught)
-    assert set(f.attrs["failed"]) == {"ffpp/youtube/c23/006", "ffpp/youtube/c23/007", "ffpp/Deepfakes/c23/006_007"}
-    assert not f.meta["video_id"].isin(list(f.attrs["failed"])).any()
+    assert any("yield no frames" in str(w.message) for w in caught)
+    failed = {r.video_id: r for r in f.attrs["failed"]}
+    assert set(failed) == {"ffpp/youtube/c23/006", "ffpp/youtube/c23/007", "ffpp/Deepfakes/c23/006_007"}
+    assert [failed[v].label for v in sorted(failed)] == [1, 0, 0]  # typed records carry the label for scoring
+    assert all(r.reason for r in failed.values())
+    assert not f.meta["video_id"].isin(list(failed)).any()
     assert f.meta["video_id"].nunique() == 4
 
 

@@ -171,7 +171,7 @@ def test_mtcnn_finds_faces_through_the_preprocessing_pipeline(sets: dict[str, Pa
         crop=crop,
         progress=False,
     )
-    assert frames.attrs["failed"] == {}
+    assert frames.attrs["failed"] == []
     meta = frames.meta
     for name in ("celebdf", "dfdcp"):
         found = meta.loc[meta["dataset"] == name, "face_found"]
