@@ -96,35 +96,33 @@ def pim(backbone: str, size: int) -> None:
     det.setup_training()
     model, module = det.model, det.pim
     x = torch.randn(2, 3, size, size)
-    layers = [module.stage_name]
-    print(f"\n## PIM {backbone} {size} px: {len(layers)} module(s) at {layers}")
-    print("| layer | channels | max |Δ output| train | max |Δ output| eval | reaches every consumer |")
+    print(f"\n## PIM {backbone} {size} px: {len(module.names)} module(s) at {module.names}")
+    print("| layer | channels | max abs change of its output, train | same, eval | reaches every consumer |")
     print("|---|---|---|---|---|")
-    for name in layers:
-        stage = model.get_submodule(name)
-        seen: dict[str, torch.Tensor] = {}
+    for index, (name, channels) in enumerate(module.layers):
         consumers = _consumers(model, name)
-        handles = [stage.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o.detach().clone()))]
-        for cname, cmod in consumers:
-            handles.append(cmod.register_forward_pre_hook(
-                lambda m, i, cname=cname: seen.__setitem__(cname, i[0].detach().clone())))
-        row = []
+        seen: dict[str, torch.Tensor] = {}
+
+        def grab(key: str, tensor: torch.Tensor, seen: dict[str, torch.Tensor] = seen) -> None:
+            seen[key] = tensor.detach().clone()
+
+        handles = [m.register_forward_pre_hook(lambda mod, args, key=c: grab(key, args[0])) for c, m in consumers]
+        ones = torch.ones(channels)
+        deltas = [(ones, ones) if i == index else (0 * ones, 0 * ones) for i in range(len(module.layers))]
+        change, reaches = [], False
         for train in (True, False):
             model.train(train)
             with torch.no_grad():
                 model(x)
                 ref = dict(seen)
-                ch = module.channels
-                with module.inject(torch.ones(ch), torch.ones(ch)):
+                with module.inject(deltas):
                     model(x)
-            # the layer's own hook runs before the PIM hook registered later: read the consumers
-            delta = max(float((seen[c] - ref[c]).abs().max()) for c, _ in consumers) if consumers else float("nan")
-            row.append(delta)
+            change.append(max(float((seen[c] - ref[c]).abs().max()) for c, _ in consumers))
             if train:
                 reaches = all(not torch.equal(seen[c], ref[c]) for c, _ in consumers)
         for h in handles:
             h.remove()
-        print(f"| {name} | {module.channels} | {row[0]:.3g} | {row[1]:.3g} | {reaches} ({', '.join(c for c, _ in consumers)}) |")
+        print(f"| {name} | {channels} | {change[0]:.3g} | {change[1]:.3g} | {reaches} ({', '.join(c for c, _ in consumers)}) |")
     model.train()
 
 
