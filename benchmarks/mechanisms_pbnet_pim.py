@@ -8,7 +8,7 @@ the laundering noise, measured at the toy and the paper preset's shapes (random 
 PBNet: a frozen random-init detector and a fresh bleach trained with ``bleach_loss`` (Eq. 7)
 and Adam (Sec. IV-A2) on fixed synthetic crops (flat colour + noise, half with a checkerboard);
 reported per step: mean and std of the bleached image over those of the input, and the RMS of
-I_bl − I_0 (pixels in [0, 1]). "toy" = mini preset (resnet10t, 64 px, generator width 64,
+I_bl − I_0 (pixels in [0, 1]), with the bleach in eval mode (BatchNorm running statistics). "toy" = mini preset (resnet10t, 64 px, generator width 64,
 batch 8); "paper" = paper preset (legacy_xception, 299 px, generator width 512, batch 2).
 
 PIM: for each backbone at its paper input size, the layers that get a perturbation module;
