@@ -18,9 +18,13 @@ One recipe class implements Eq. 14; the registered variants pick α and β:
 ``pim`` (α = 1, β = 0), ``sam`` (α = 0, β = 1), ``dualflat`` (α = β = 0.1).
 
 Choices where the paper is silent (see docs/recipes/pim.md):
-- The PIM sits on the output of one stage: by default the first ``feature_info`` stage at
-  stride ≥ 4 (ConvNeXt: ``stages.0`` — the paper's "first stage"; ResNet: ``layer1``;
-  EfficientNet: ``blocks.1``). ``pim_stage`` names any other module.
+- One PIM sits on the output of every block of the first ``feature_info`` stage at stride
+  ≥ 4 (Sec. III-A/D: "every shallow layer", "all three blocks of the first stage" of
+  ConvNeXt-base: ``stages.0.blocks.{0,1,2}``; ResNet-50: ``layer1.{0,1,2}``; EfficientNet:
+  ``blocks.1.*``). timm's legacy Xception marks that stage inside block 2's residual branch,
+  which its skip branch bypasses; there the PIM sits on ``block1``, whose output feeds both.
+  ``pim_layers`` names other modules. Eq. 9's norm is taken over the statistics of all of
+  them together (one Δl of norm r), each layer with its own (Δμ, Δσ).
 - σ is the standard deviation sqrt(var + ε) over the spatial positions of each instance
   and channel (AdaIN/MixStyle statistics), ε = 1e-5; μ and σ are not detached (Eq. 7 as
   written).
@@ -58,7 +62,7 @@ class GradientRegularizationConfig(DetectorConfig):
     beta: float = 0.0  # weight of the perturbed-weights loss L(θ + ε) (Eq. 14)
     r: float = 0.1  # Eq. 9 approximation scalar: ‖(Δμ, Δσ)‖₂ = r
     r_prime: float = 0.05  # Eq. 14 approximation scalar: ‖ε‖₂ = r′ (SAM's ρ)
-    pim_stage: str = ""  # module the PIM perturbs; "" = first feature_info stage at stride ≥ 4
+    pim_layers: str = ""  # modules the PIMs perturb, comma-separated; "" = every block of the first stage (find_shallow_layers)
     stat_eps: float = 1e-5  # σ = sqrt(var + eps)
     paper: str = PAPER
 
@@ -87,24 +91,60 @@ class GradientRegularizationConfig(DetectorConfig):
 
 
 # --------------------------------------------------------------------------- PIM
-def find_shallow_stage(model: nn.Module, name: str = "") -> tuple[str, int | None]:
-    """(module name, channels or None) of the stage the PIM perturbs.
+def _stage_blocks(model: nn.Module, name: str) -> list[str]:
+    """The blocks of a stage: ``<stage>.blocks.*`` (ConvNeXt), the children of a Sequential
+    stage (ResNet ``layer1``, EfficientNet ``blocks.1``), else the stage itself."""
+    stage = model.get_submodule(name)
+    inner = getattr(stage, "blocks", None)
+    if isinstance(inner, nn.Sequential) and len(inner):
+        return [f"{name}.blocks.{child}" for child, _ in inner.named_children()]
+    if isinstance(stage, nn.Sequential) and len(stage):
+        return [f"{name}.{child}" for child, _ in stage.named_children()]
+    return [name]
 
-    ``name`` given: that module. Otherwise the first ``feature_info`` entry whose reduction
-    is at least 4, i.e. the first stage after the stem (any timm CNN declares these)."""
-    info = list(getattr(model, "feature_info", None) or [])
-    channels = {str(f.get("module")): f.get("num_chs") for f in info if isinstance(f, dict)}
-    if name:
-        try:
-            model.get_submodule(name)
-        except AttributeError as exc:
-            raise ConfigError(f"pim_stage {name!r} is not a module of the backbone; use a name from model.named_modules().") from exc
-        return name, channels.get(name)
+
+def _feeding_block(model: nn.Module, branch_op: str) -> str:
+    """For the first op of a residual branch (``blockN.rep.0``), the module before ``blockN``:
+    its output feeds both the branch and the block's skip connection."""
+    block = branch_op.split(".rep.", 1)[0]
+    parent_name, _, child = block.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    names = [n for n, _ in parent.named_children()]
+    i = names.index(child)
+    if i == 0:
+        return block
+    return f"{parent_name}.{names[i - 1]}" if parent_name else names[i - 1]
+
+
+def find_shallow_layers(model: nn.Module, names: str = "") -> list[tuple[str, int | None]]:
+    """(module name, channels or None) of every layer a PIM perturbs (Sec. III-D: "every
+    shallow layer").
+
+    ``names`` given (comma-separated): those modules. Otherwise every block of the first
+    ``feature_info`` stage whose reduction is at least 4, i.e. the first stage after the stem
+    (ConvNeXt ``stages.0``'s three blocks, the paper's choice in Sec. III-A). When that
+    stage is marked inside a residual branch (timm's legacy Xception: ``block2.rep.0``), the
+    module feeding the whole block (``block1``) is used instead, so that the perturbation
+    reaches both the branch and the skip connection."""
+    info = [f for f in (getattr(model, "feature_info", None) or []) if isinstance(f, dict)]
+    channels = {str(f.get("module")): f.get("num_chs") for f in info}
+    if names:
+        out = []
+        for name in (n.strip() for n in names.split(",")):
+            try:
+                model.get_submodule(name)
+            except AttributeError as exc:
+                raise ConfigError(f"pim_layers: {name!r} is not a module of the backbone; use names from model.named_modules().") from exc
+            out.append((name, channels.get(name)))
+        return out
     for f in info:
-        if isinstance(f, dict) and f.get("reduction", 0) >= 4 and f.get("module"):
-            return str(f["module"]), f.get("num_chs")
+        if f.get("reduction", 0) >= 4 and f.get("module"):
+            stage, chs = str(f["module"]), f.get("num_chs")
+            if ".rep." in stage:
+                stage = _feeding_block(model, stage)
+            return [(name, chs) for name in _stage_blocks(model, stage)]
     raise ConfigError(
-        f"{type(model).__name__} declares no feature_info stage at stride >= 4; set pim_stage to the name of a shallow module."
+        f"{type(model).__name__} declares no feature_info stage at stride >= 4; set pim_layers to the names of shallow modules."
     )
 
 
@@ -116,58 +156,72 @@ def channel_statistics(f: torch.Tensor, axis: int, eps: float) -> tuple[torch.Te
     return mu, sigma
 
 
-class PerturbationInjectionModule:
-    """Perturbs a stage's channel statistics by a batch-shared (Δμ, Δσ) (Eqs. 6-7).
+Delta = tuple[torch.Tensor, torch.Tensor]  # (Δμ, Δσ) of one layer, one value per channel
 
-    The forward hook exists only inside ``inject`` and acts only in training mode, so the
+
+class PerturbationInjectionModule:
+    """Perturbs the channel statistics of each shallow layer by a batch-shared (Δμ, Δσ)
+    (Eqs. 6-7), one pair per layer.
+
+    The forward hooks exist only inside ``inject`` and act only in training mode, so the
     inference network is exactly the backbone: nothing is attached at test time.
     """
 
-    def __init__(self, model: nn.Module, stage: str = "", eps: float = 1e-5) -> None:
-        self.stage_name, self.channels = find_shallow_stage(model, stage)
-        self.stage = model.get_submodule(self.stage_name)
+    def __init__(self, model: nn.Module, layers: str = "", eps: float = 1e-5) -> None:
+        self.layers = find_shallow_layers(model, layers)
+        self.names = [name for name, _ in self.layers]
+        self.modules = [model.get_submodule(name) for name in self.names]
         self.eps = eps
-        self.delta: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._zero = False
+        self.delta: list[Delta | None] = [None] * len(self.layers)
 
-    def channel_axis(self, f: torch.Tensor) -> int:
+    def channel_axis(self, index: int, f: torch.Tensor) -> int:
         """NCHW (CNN stages), or channels last (NHWC stages, (B, N, C) token stages)."""
-        if self.channels is not None:
-            if f.shape[1] == self.channels:
+        name, channels = self.layers[index]
+        if channels is not None:
+            if f.shape[1] == channels:
                 return 1
-            if f.shape[-1] == self.channels:
+            if f.shape[-1] == channels:
                 return f.ndim - 1
-            raise ConfigError(f"Stage {self.stage_name!r} output {tuple(f.shape)} has no axis of {self.channels} channels.")
+            raise ConfigError(f"Layer {name!r} output {tuple(f.shape)} has no axis of {channels} channels.")
         return 1 if f.ndim == 4 else f.ndim - 1
 
     @contextmanager
-    def inject(
-        self, delta_mu: torch.Tensor | None = None, delta_sigma: torch.Tensor | None = None
-    ) -> Iterator[PerturbationInjectionModule]:
-        """Within the block, training-mode forwards see f' of Eq. 7.
+    def inject(self, deltas: Sequence[Delta] | None = None) -> Iterator[PerturbationInjectionModule]:
+        """Within the block, training-mode forwards see f' of Eq. 7 at every layer.
 
-        Without arguments, Δμ = Δσ = 0 are created on the first forward as leaf tensors
-        that require grad (Algorithm 1, line 4: f' = f, and ∇_{Δμ,Δσ} L = ∇_{μ,σ} L); they are
-        then available as ``self.delta``."""
-        self._zero = delta_mu is None
-        self.delta = None if self._zero else (delta_mu, delta_sigma)
-        handle = self.stage.register_forward_hook(self._hook)
+        Without ``deltas``, Δμ = Δσ = 0 are created per layer on the first forward as leaf
+        tensors that require grad (Algorithm 1, line 4: f' = f, and ∇_{Δμ,Δσ} L = ∇_{μ,σ} L);
+        they are then available as ``self.delta``. With ``deltas``: one (Δμ, Δσ) per layer."""
+        if deltas is not None and len(deltas) != len(self.layers):
+            raise ValueError(f"{len(deltas)} (Δμ, Δσ) pairs for {len(self.layers)} layers")
+        self.delta = [None] * len(self.layers) if deltas is None else [tuple(d) for d in deltas]
+        handles = [
+            module.register_forward_hook(lambda m, args, out, i=i: self._hook(i, m, out))
+            for i, module in enumerate(self.modules)
+        ]
         try:
             yield self
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
-    def _hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+    def zero_deltas(self) -> list[torch.Tensor]:
+        """The zero (Δμ, Δσ) leaves of the last ``inject()`` forward, flat: [Δμ_1, Δσ_1, Δμ_2, …]."""
+        missing = [name for name, d in zip(self.names, self.delta) if d is None]
+        if missing:
+            raise ConfigError(f"PIM layer(s) {missing} did not run in the forward pass; check pim_layers.")
+        return [t for pair in self.delta for t in pair]
+
+    def _hook(self, index: int, module: nn.Module, f: torch.Tensor) -> torch.Tensor | None:
         if not module.training:
             return None  # inference: the module is absent
-        f = output
-        axis = self.channel_axis(f)
-        if self.delta is None:
+        axis = self.channel_axis(index, f)
+        if self.delta[index] is None:
             zeros = f.new_zeros(f.shape[axis])
-            self.delta = (zeros.clone().requires_grad_(True), zeros.clone().requires_grad_(True))
+            self.delta[index] = (zeros.clone().requires_grad_(True), zeros.clone().requires_grad_(True))
         shape = [1] * f.ndim
         shape[axis] = f.shape[axis]
-        d_mu, d_sigma = (d.to(f.dtype).view(shape) for d in self.delta)
+        d_mu, d_sigma = (d.to(f.dtype).view(shape) for d in self.delta[index])
         mu, sigma = channel_statistics(f, axis, self.eps)
         f_norm = (f - mu) / sigma  # Eq. 6
         # Eq. 7: f' = f_norm (σ + Δσ) + (μ + Δμ) = f + Δσ·f_norm + Δμ (same value, and exactly f at Δ = 0)
@@ -190,8 +244,8 @@ class GradientRegularization(Detector):
     def setup_training(self) -> None:
         super().setup_training()
         cfg: GradientRegularizationConfig = self.config
-        self.pim = PerturbationInjectionModule(self.model, cfg.pim_stage, cfg.stat_eps) if cfg.alpha > 0 else None
-        self.last_delta: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.pim = PerturbationInjectionModule(self.model, cfg.pim_layers, cfg.stat_eps) if cfg.alpha > 0 else None
+        self.last_delta: list[Delta] | None = None
         self.last_epsilon: list[torch.Tensor] | None = None
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -210,7 +264,7 @@ class GradientRegularization(Detector):
         if use_pim:
             with self.pim.inject() as pim:
                 loss = F.cross_entropy(model(x), y)
-            deltas = list(pim.delta)
+            deltas = pim.zero_deltas()
         else:
             loss = F.cross_entropy(model(x), y)
             deltas = []
@@ -224,14 +278,15 @@ class GradientRegularization(Detector):
                 p.grad = w_clean * g  # (1 − α − β) g1 (Algorithm 1 line 8; Eq. 14)
 
         if use_pim:
-            # Eq. 9: (Δμ, Δσ) = r g / ‖g‖ over the concatenated statistics gradient
-            d_mu, d_sigma = scaled_direction(grads[len(grads) - 2 :], cfg.r)
-            self.last_delta = (d_mu, d_sigma)
-            with self.pim.inject(d_mu, d_sigma):  # Algorithm 1 lines 6-7: g2 at f'
+            # Eq. 9: Δl = r g / ‖g‖ over the statistics gradient of every shallow layer together
+            flat = scaled_direction(grads[len(grads) - len(deltas) :], cfg.r)
+            pairs = list(zip(flat[0::2], flat[1::2]))
+            self.last_delta = pairs
+            with self.pim.inject(pairs):  # Algorithm 1 lines 6-7: g2 at f'
                 loss_pim = F.cross_entropy(model(x), y)
             (cfg.alpha * loss_pim).backward()  # accumulates α g2
             logs["loss_pim"] = float(loss_pim.detach())
-            logs["delta_norm"] = float(torch.sqrt((d_mu**2).sum() + (d_sigma**2).sum()))
+            logs["delta_norm"] = float(torch.sqrt(sum((d**2).sum() for d in flat)))
 
         if use_sam:
             # Eq. 14 third term: ascend the weights by ε = r′ ∇_θ L / ‖∇_θ L‖, take the gradient there, restore θ

@@ -9,6 +9,7 @@ last-layer feature φ(x) is mapped to a target displacement (Sec. III-B)
     Δφ* = −2 φ(x) + m · I · φ(x)                                     (Eq. 3, 4)
 
 with I = Δf / |Δf| the sign of the detector's prediction (Table II: "prediction outputs"),
++1 for "real" and −1 for "fake" (the reading that matches Table VIII, see ``prediction_sign``),
 reshaped to 8 × 8 × 32 and up-sampled by a DCGAN generator to a bleach of the crop size,
 scaled by s. The bleached image x + bleach is scored by the same frozen detector. Training
 (on the detector's C40 training errors plus as many correct frames, Sec. IV-A2) minimises
@@ -72,7 +73,7 @@ class PBNetConfig(DetectorConfig):
     # Eq. 5: push/pull balance τ (Sec. III-C1, "τ = 0.2"); use_rem=False is Table VII's ablation
     tau: float = 0.2
     use_rem: bool = True
-    # Eq. 6: bleach normaliser k (Sec. IV-C5, "k = 50")
+    # Eq. 6: weight k of the bleach's pixel RMS (Sec. IV-C5, "k = 50"; see regularization_loss)
     reg_k: float = 50.0
     # Eq. 7: α, γ (Sec. III-D, "α = 1 and γ = 2")
     alpha: float = 1.0
@@ -118,17 +119,31 @@ class PBNetConfig(DetectorConfig):
 
 # --------------------------------------------------------------------------- equations
 def prediction_sign(logits: torch.Tensor) -> torch.Tensor:
-    """I = Δf / |Δf| with Δf = f_fake − f_real (Table II): +1 where the detector says fake
-    (P(fake) ≥ 0.5, the same threshold as ACC), −1 where it says real."""
+    """I = Δf / |Δf| (Table II) with Δf = f_real − f_fake: +1 where the detector says real,
+    −1 where it says fake (P(fake) ≥ 0.5, the same threshold as ACC).
+
+    The paper leaves Δw's orientation open; this one is the reading under which Eq. 4's
+    m = +0.7 does what Table VIII reports. With φ_tar = (−1 + m·I)·φ, m > 0 lengthens the
+    mirror move of the predicted-fake frames (−1.7φ, the FP among them) and shortens that of
+    the predicted-real ones (−0.3φ, the FN), so raising m should lower FP and raise FN: Table
+    VIII's m = −0.7 → 0 → +0.7 gives FP 13,305 → 12,331 → 10,247 and FN 4,735 → 5,372 → 6,873
+    (FP, the dominant error of Table VII, is the one the offset is meant to help). The
+    opposite sign (+1 = fake) predicts the opposite trend.
+    """
     margin = logits[:, 1] - logits[:, 0]
-    return torch.where(margin >= 0, torch.ones_like(margin), -torch.ones_like(margin))
+    return torch.where(margin >= 0, -torch.ones_like(margin), torch.ones_like(margin))
+
+
+def predicted_fake(sign: torch.Tensor) -> torch.Tensor:
+    """The detector's decision (1 = fake) from I of ``prediction_sign``."""
+    return (sign < 0).long()
 
 
 def reconstruct_compensate(phi: torch.Tensor, sign: torch.Tensor, m: float) -> torch.Tensor:
     """RECF Δφ* = −2φ(x) + m · I · φ(x)  (Eq. 3 with the balanced offset of Eq. 4).
 
     −2φ moves φ to its mirror point −φ (Eq. 3: "−φ(x) − φ(x)"); m·I shortens that move for
-    predicted-fake frames (I = +1) and lengthens it for predicted-real ones (I = −1).
+    predicted-real frames (I = +1) and lengthens it for predicted-fake ones (I = −1).
     """
     return -2.0 * phi + m * sign.view(-1, *([1] * (phi.dim() - 1))) * phi
 
@@ -149,13 +164,34 @@ def remedy_loss(phi_bl: torch.Tensor, phi_tar: torch.Tensor, errors: torch.Tenso
 
 
 def regularization_loss(bleached: torch.Tensor, original: torch.Tensor, k: float) -> torch.Tensor:
-    """Regularisation loss (Eq. 6) as printed, per image over its M elements, averaged over the
-    batch: L_reg = √(1/M Σ ‖k · I_bl − I_0‖²). Images are in [0, 1] pixel space."""
-    per_image = (k * bleached - original).pow(2).flatten(1).mean(1)
-    return per_image.clamp_min(SQRT_EPS).sqrt().mean()
+    """Regularisation loss (Eq. 6), per image over its M elements, averaged over the batch:
+
+        L_reg = √(1/M Σ ‖k · (I_bl − I_0)‖²) = k · RMS(I_bl − I_0)
+
+    Eq. 6 is printed as ‖k·I_bl − I_0‖, whose minimum is I_bl = I_0 / k: with k = 50 it pulls
+    the bleached image towards black (measured: mean brightness × 0.03 after 80 steps of the
+    mini preset), the opposite of the stated purpose ("preventing the collapse of the bleached
+    image", "k … alleviate[s] the corruption", Table IX's bleached/original pixel ratio). We
+    read k as scaling the whole difference: the loss is 0 at the identity bleach and a larger k
+    keeps the bleach smaller. Images are in [0, 1] pixel space (docs/recipes/pbnet.md).
+    """
+    per_image = (bleached - original).pow(2).flatten(1).mean(1)
+    return k * per_image.clamp_min(SQRT_EPS).sqrt().mean()
 
 
 # --------------------------------------------------------------------------- networks
+def features_and_logits(detector: Detector, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ(x) flattened, logits) of a detector on normalised images. A detector that keeps the
+    base ``features``/``logits`` (a timm backbone) runs its body once for both; any other
+    calls the two methods (same values, twice the work)."""
+    kind = type(detector)
+    if kind.features is Detector.features and kind.logits is Detector.logits:
+        model = detector.model
+        body = model.forward_features(x)
+        return model.forward_head(body, pre_logits=True).flatten(1), model.forward_head(body)
+    return detector.features(x).flatten(1), detector.logits(x)
+
+
 def freeze_detector(detector: Detector) -> Detector:
     """Eval mode and no gradients for every inference module: the DFDM is never updated."""
     detector.ensure_built()
@@ -258,9 +294,8 @@ class PixelBleach(nn.Module):
         """x: crops in [0, 1] pixel space at the detector's input size, (N, 3, S, S)."""
         det = self.detector
         with torch.no_grad():
-            xn = det.normalize(x)
-            phi = det.features(xn).flatten(1)
-            sign = prediction_sign(det.logits(xn))
+            phi, logits = features_and_logits(det, det.normalize(x))
+            sign = prediction_sign(logits)
         delta = reconstruct_compensate(phi, sign, self.config.offset_m)
         bleach = self.generate(delta)
         bleached = (x + bleach).clamp(0.0, 1.0)  # merged in pixel space, kept a valid image
@@ -321,10 +356,8 @@ def bleach_loss(bleach: PixelBleach, x: torch.Tensor, labels: torch.Tensor) -> t
     """L = L_rem + α L_reg + γ L_ce (Eq. 7) on a batch of [0, 1] crops at the input size."""
     cfg, det = bleach.config, bleach.detector
     out = bleach(x)
-    xb = det.normalize(out.bleached)
-    phi_bl = det.features(xb).flatten(1)
-    logits_bl = det.logits(xb)
-    errors = (out.sign > 0).long() != labels  # E: FP/FN of the frozen detector on the input
+    phi_bl, logits_bl = features_and_logits(det, det.normalize(out.bleached))
+    errors = predicted_fake(out.sign) != labels  # E: FP/FN of the frozen detector on the input
     phi_tar = out.phi + out.delta  # φ(x + Δx) = φ(x) + Δφ* (Eq. 2)
     l_rem = remedy_loss(phi_bl, phi_tar, errors, cfg.tau) if cfg.use_rem else phi_bl.new_zeros(())
     l_reg = regularization_loss(out.bleached, x, cfg.reg_k)

@@ -95,11 +95,26 @@ def test_resize_of_a_checkerboard_at_half_scale_averages_it() -> None:
 
 def test_noise_is_seeded_and_has_the_requested_sigma() -> None:
     grey = np.full((4, 32, 32, 3), 128, np.uint8)
-    a = L.gaussian_noise(grey, 0.05, np.random.default_rng(7))
-    b = L.gaussian_noise(grey, 0.05, np.random.default_rng(7))
+    a = L.gaussian_noise(grey, 5.0, np.random.default_rng(7))
+    b = L.gaussian_noise(grey, 5.0, np.random.default_rng(7))
     np.testing.assert_array_equal(a, b)
-    residual = (a.astype(float) - 128) / 255
-    assert abs(residual.std() - 0.05) < 0.003 and abs(residual.mean()) < 0.003
+    residual = a.astype(float) - 128  # σ in levels of the 0–255 scale
+    assert abs(residual.std() - 5.0) < 0.15 and abs(residual.mean()) < 0.15
+
+
+def test_noise_sigma_half_moves_a_third_of_the_pixels_by_one_level() -> None:
+    """The protocol's strongest noise, σ = 0.5 levels, after rounding to whole levels:
+    P(|n| > 0.5) = P(|z| > 1) = 0.3173 of the pixels change, by ±1 almost always (P(|z| > 3)
+    = 0.0027 by ±2); RMS change √(0.3146 + 4 · 0.0027) = 0.570 levels. On the [0, 1] scale
+    the same σ moved pixels by 92 levels RMS."""
+    grey = np.full((4, 64, 64, 3), 128, np.uint8)
+    d = L.gaussian_noise(grey, 0.5, np.random.default_rng(0)).astype(float) - 128
+    assert abs((d != 0).mean() - 0.3173) < 0.012
+    assert abs(np.sqrt((d**2).mean()) - 0.570) < 0.02
+    assert np.abs(d).max() <= 3
+    assert L.psnr(L.gaussian_noise(IMAGES, 0.5, np.random.default_rng(0)), IMAGES) > 50.0
+    weak = L.gaussian_noise(grey, 0.1, np.random.default_rng(0)).astype(float) - 128
+    assert (weak != 0).mean() < 1e-3  # σ = 0.1 level: P(|z| > 5) ≈ 6e-7, rounds back to the input
 
 
 def test_h264_encodes_each_video_as_its_own_sequence() -> None:

@@ -23,7 +23,10 @@ from dfbench.detectors.pbnet import (
     PBNetConfig,
     PixelBleach,
     balanced_offset_set,
+    bleach_loss,
+    features_and_logits,
     load_bleach,
+    predicted_fake,
     prediction_sign,
     reconstruct_compensate,
     regularization_loss,
@@ -78,17 +81,31 @@ def small_config(**overrides) -> PBNetConfig:
 # --------------------------------------------------------------------------- equations
 def test_prediction_sign_is_the_detectors_decision() -> None:
     logits = torch.tensor([[0.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
-    assert prediction_sign(logits).tolist() == [1.0, -1.0, 1.0]  # tie = P(fake) 0.5 = "fake", as ACC
+    sign = prediction_sign(logits)
+    assert sign.tolist() == [-1.0, 1.0, -1.0]  # I = +1 "real", −1 "fake"; tie = P(fake) 0.5 = "fake", as ACC
+    assert predicted_fake(sign).tolist() == [1, 0, 1]
 
 
 def test_recf_equals_formula_for_both_signs() -> None:
     phi = torch.tensor([[1.0, -2.0, 3.0], [1.0, -2.0, 3.0]])
-    sign = prediction_sign(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # +1 (fake), −1 (real)
+    sign = prediction_sign(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # says fake (I = −1), says real (I = +1)
     out = reconstruct_compensate(phi, sign, m=0.7)
-    # I = +1: −2φ + 0.7φ = −1.3φ ; I = −1: −2φ − 0.7φ = −2.7φ
-    expected = torch.tensor([[-1.3, 2.6, -3.9], [-2.7, 5.4, -8.1]])
+    # I = −1: −2φ − 0.7φ = −2.7φ ; I = +1: −2φ + 0.7φ = −1.3φ
+    expected = torch.tensor([[-2.7, 5.4, -8.1], [-1.3, 2.6, -3.9]])
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.equal(reconstruct_compensate(phi, sign, m=0.0), -2 * phi)  # Eq. 3
+
+
+def test_positive_offset_moves_predicted_fake_frames_further_as_table_viii_needs() -> None:
+    """Table VIII: raising m lowers FP (real frames called fake) and raises FN. φ_tar = φ + Δφ*
+    must therefore cross the origin further for a predicted-fake frame as m grows, and less far
+    for a predicted-real one."""
+    phi = torch.tensor([[1.0, 2.0], [1.0, 2.0]])
+    sign = prediction_sign(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # [says fake, says real]
+    target = {m: phi + reconstruct_compensate(phi, sign, m) for m in (-0.7, 0.0, 0.7)}
+    reach = {m: (-t[:, 0] / phi[:, 0]).tolist() for m, t in target.items()}  # how far past the mirror origin
+    assert reach[-0.7] == pytest.approx([0.3, 1.7]) and reach[0.0] == pytest.approx([1.0, 1.0])
+    assert reach[0.7] == pytest.approx([1.7, 0.3])  # m = +0.7: FP candidates pushed 1.7×, FN candidates 0.3×
 
 
 def test_remedy_loss_matches_hand_computation() -> None:
@@ -111,11 +128,22 @@ def test_remedy_loss_gradient_is_finite_without_errors() -> None:
 
 
 def test_regularization_loss_matches_hand_computation() -> None:
-    bleached = torch.tensor([[0.1, 0.2], [0.0, 0.02]]).view(2, 1, 1, 2)
-    original = torch.tensor([[1.0, 0.5], [0.5, 0.5]]).view(2, 1, 1, 2)
-    # image 1: 50·I_bl − I_0 = [4.0, 9.5] → √((16 + 90.25) / 2); image 2: [−0.5, 0.5] → 0.5
-    expected = (math.sqrt((16 + 90.25) / 2) + 0.5) / 2
-    assert regularization_loss(bleached, original, k=50.0).item() == pytest.approx(expected, rel=1e-6)
+    bleached = torch.tensor([[0.1, 0.2], [0.5, 0.52]]).view(2, 1, 1, 2)
+    original = torch.tensor([[0.4, 0.6], [0.5, 0.5]]).view(2, 1, 1, 2)
+    # image 1: I_bl − I_0 = [−0.3, −0.4] → RMS √((0.09 + 0.16) / 2); image 2: [0, 0.02] → √(0.0004 / 2)
+    expected = 50 * (math.sqrt(0.25 / 2) + math.sqrt(0.0004 / 2)) / 2
+    assert regularization_loss(bleached, original, k=50.0).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_regularization_loss_is_minimal_at_the_identity_bleach() -> None:
+    """Eq. 6 as read here: 0 when the bleached image is the input (as printed, ‖k·I_bl − I_0‖ was
+    49·RMS(I_0) there and minimal at I_0 / k, a near-black image)."""
+    original = torch.rand(2, 3, 8, 8)
+    assert regularization_loss(original, original, k=50.0).item() == pytest.approx(0.0, abs=1e-4)
+    assert regularization_loss(original / 50, original, k=50.0).item() > 10.0
+    # larger k: a larger penalty on the same bleach (k "alleviates the corruption", Sec. III-C2)
+    bleached = (original + 0.05).clamp(0, 1)
+    assert regularization_loss(bleached, original, 50.0) > regularization_loss(bleached, original, 5.0)
 
 
 # --------------------------------------------------------------------------- networks
@@ -138,6 +166,54 @@ def test_zero_scale_bleach_returns_the_input(fitted_erm) -> None:
     assert torch.equal(out.bleached, x)
     live = PixelBleach(fitted_erm, small_config(bleach_scale=1.0)).eval()
     assert not torch.equal(live(x).bleached, x)  # the comparison can fail: a real bleach moves pixels
+
+
+def test_features_and_logits_match_the_detector_methods(fitted_erm) -> None:
+    x = fitted_erm.normalize(torch.rand(2, 3, SIZE, SIZE))
+    phi, logits = features_and_logits(fitted_erm, x)
+    assert torch.equal(phi, fitted_erm.features(x).flatten(1)) and torch.equal(logits, fitted_erm.logits(x))
+
+
+def crops(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[0, 1] crops: a flat colour each + noise, mean brightness ≈ 0.5."""
+    g = torch.Generator().manual_seed(0)
+    colour = 0.25 + 0.5 * torch.rand(n, 3, 1, 1, generator=g)
+    return (colour + 0.04 * torch.randn(n, 3, size, size, generator=g)).clamp(0, 1), torch.arange(n) % 2
+
+
+def test_paper_preset_bleach_step_keeps_brightness_and_shrinks_the_bleach() -> None:
+    """One Eq. 7 step at the paper preset's shapes (legacy_xception, 299 px, generator width 512,
+    random init, batch 2). Stated range: mean(I_bl) / mean(I_0) within 1 ± 0.02 before and
+    after the step; L_reg's gradient pushes about half of the pixels darker (40–60 %) and the
+    step shrinks RMS(I_bl − I_0) by ≥ 5 %. Measured: mean ratio 0.997 → 0.998, 50 % darker, RMS
+    0.073 → 0.061. Eq. 6 as printed fails all three: 0.997 → 0.968, 100 % darker, RMS
+    0.073 → 0.073 (docs/recipes/pbnet.md, "Eq. 6 and the sign of I")."""
+    cfg = PBNetConfig.preset("paper", pretrained=False, batch_size=2)
+    assert (cfg.backbone, cfg.input_size, cfg.generator_width, cfg.reg_k) == ("legacy_xception", 299, 512, 50.0)
+    torch.manual_seed(0)
+    frozen = create_detector(cfg.base_detector, preset=cfg.base_preset, backbone=cfg.backbone, input_size=cfg.input_size,
+                             pretrained=False, mean=cfg.mean, std=cfg.std)
+    bleach = PixelBleach(frozen, cfg).train()
+    x, y = crops(2, cfg.input_size)
+    seen = {}
+    hook = bleach.register_forward_hook(lambda module, args, out: seen.update(out=out))
+    loss, logs = bleach_loss(bleach, x, y)
+    hook.remove()
+    out = seen["out"]
+    (grad,) = torch.autograd.grad(regularization_loss(out.bleached, x, cfg.reg_k), out.bleached, retain_graph=True)
+    opt = torch.optim.Adam(bleach.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():  # φ, I and Δφ* do not change (frozen detector, same crops): only the generator moved
+        after = (x + bleach.generate(out.delta)).clamp(0, 1)
+    before = out.bleached.detach()
+    rms = {k: float((v - x).pow(2).mean().sqrt()) for k, v in (("before", before), ("after", after))}
+    for image in (before, after):
+        assert float(image.mean() / x.mean()) == pytest.approx(1.0, abs=0.02)
+    assert 0.4 < float((grad > 0).float().mean()) < 0.6
+    assert 0.0 < rms["after"] < 0.95 * rms["before"]
+    assert logs["l_reg"] == pytest.approx(cfg.reg_k * rms["before"], rel=0.05)  # k · RMS, per image then averaged
 
 
 # --------------------------------------------------------------------------- training

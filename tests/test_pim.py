@@ -17,7 +17,7 @@ from dfbench.detectors.base import Detector, DetectorConfig, create_detector
 from dfbench.detectors.gradient_regularization import (
     GradientRegularizationConfig,
     PerturbationInjectionModule,
-    find_shallow_stage,
+    find_shallow_layers,
 )
 
 SIZE = 32
@@ -139,8 +139,9 @@ def test_pim_delta_has_norm_r_along_the_statistics_gradient_and_g2_matches_hand(
     before = copy.deepcopy(det.model)
     seen = record_step(det)
     logs = det.training_step(batch)
-    d_mu, d_sigma = det.last_delta
-    _, g2, _, delta, _ = hand_reference(before, x, y, det.pim.stage_name, 0.1, 0.05, delta=det.last_delta)
+    assert det.pim.names == ["layer1.0"]  # resnet10t: layer1 has one block
+    ((d_mu, d_sigma),) = det.last_delta
+    _, g2, _, delta, _ = hand_reference(before, x, y, "layer1.0", 0.1, 0.05, delta=det.last_delta[0])
     assert d_mu.shape == d_sigma.shape == (64,)  # resnet10t layer1: 64 channels, shared over the batch
     assert torch.sqrt((d_mu**2).sum() + (d_sigma**2).sum()).item() == pytest.approx(0.1, rel=1e-5)
     assert logs["delta_norm"] == pytest.approx(0.1, rel=1e-5)
@@ -155,13 +156,14 @@ def test_eq7_perturbed_features_match_hand_formula():
     det = make_detector("pim")
     model = det.model
     pim = PerturbationInjectionModule(model)
-    assert pim.stage_name == "layer1"
+    assert pim.names == ["layer1.0"]
+    (stage,) = pim.modules
     g = torch.Generator().manual_seed(3)
     d_mu, d_sigma = torch.randn(64, generator=g) * 0.3, torch.randn(64, generator=g) * 0.3
     raw, out = {}, {}
-    h1 = pim.stage.register_forward_hook(lambda m, i, o: raw.update(f=o.detach().clone()))
-    with pim.inject(d_mu, d_sigma):
-        h2 = pim.stage.register_forward_hook(lambda m, i, o: out.update(f=o.detach().clone()))
+    h1 = stage.register_forward_hook(lambda m, i, o: raw.update(f=o.detach().clone()))
+    with pim.inject([(d_mu, d_sigma)]):
+        h2 = stage.register_forward_hook(lambda m, i, o: out.update(f=o.detach().clone()))
         model(det.preprocess(make_batch()["image"]))
     h1.remove(), h2.remove()
     f = raw["f"]
@@ -183,13 +185,13 @@ def test_inference_output_identical_with_and_without_the_module():
     reference = plain(x)
     assert torch.equal(model(x), reference)
     big = torch.full((64,), 0.5)
-    with pim.inject(big, big):
+    with pim.inject([(big, big)]):
         assert torch.equal(model(x), reference)  # eval: the hook does nothing
         model.train()
         perturbed = model(x)
         model.eval()
     assert not torch.allclose(perturbed, plain.train()(x))  # training mode: it does perturb
-    assert not pim.stage._forward_hooks  # no hook survives outside a training step
+    assert not any(m._forward_hooks for m in pim.modules)  # no hook survives outside a training step
 
 
 # ----------------------------------------------------------------------------- SAM, DualFlat
@@ -221,9 +223,9 @@ def test_dualflat_gradient_is_eq14_mixture():
     seen = record_step(det)
     det.training_step(batch)
     g1, g2, g3, delta, eps = hand_reference(
-        before, x, y, det.pim.stage_name, cfg.r, cfg.r_prime, delta=det.last_delta, epsilon=det.last_epsilon
+        before, x, y, det.pim.names[0], cfg.r, cfg.r_prime, delta=det.last_delta[0], epsilon=det.last_epsilon
     )
-    assert_grads_close(det.last_delta, delta, atol=1e-6)
+    assert_grads_close(det.last_delta[0], delta, atol=1e-6)
     assert_grads_close(det.last_epsilon, eps, atol=1e-8)
     expected = [0.8 * a + 0.1 * b + 0.1 * c for a, b, c in zip(g1, g2, g3)]
     assert_grads_close(seen["grads"], expected)
@@ -268,13 +270,102 @@ def test_config_presets_and_validation():
         GradientRegularizationConfig(r=-0.1)
 
 
-def test_shallow_stage_is_found_generically():
+def test_shallow_layers_are_every_block_of_the_first_stage():
     import timm
 
-    assert find_shallow_stage(timm.create_model("convnext_atto", num_classes=2)) == ("stages.0", 40)
-    assert find_shallow_stage(timm.create_model("efficientnet_b0", num_classes=2)) == ("blocks.1", 24)
+    assert find_shallow_layers(timm.create_model("convnext_atto", num_classes=2)) == [
+        ("stages.0.blocks.0", 40), ("stages.0.blocks.1", 40)]
+    assert find_shallow_layers(timm.create_model("efficientnet_b0", num_classes=2)) == [("blocks.1.0", 24), ("blocks.1.1", 24)]
     model = timm.create_model("resnet10t", num_classes=2)
-    assert find_shallow_stage(model) == ("layer1", 64)
-    assert find_shallow_stage(model, "layer2") == ("layer2", 128)
-    with pytest.raises(ConfigError, match="pim_stage 'nope'"):
-        find_shallow_stage(model, "nope")
+    assert find_shallow_layers(model) == [("layer1.0", 64)]
+    assert find_shallow_layers(model, "layer2, layer3.0") == [("layer2", 128), ("layer3.0", None)]
+    with pytest.raises(ConfigError, match="pim_layers: 'nope'"):
+        find_shallow_layers(model, "nope")
+
+
+def test_two_layers_share_one_eq9_norm_and_each_gets_its_own_delta():
+    batch = make_batch()
+    det = make_detector("pim", pim_layers="layer1, layer2")
+    logs = det.training_step(batch)
+    (m1, s1), (m2, s2) = det.last_delta
+    assert m1.shape == s1.shape == (64,) and m2.shape == s2.shape == (128,)
+    joint = torch.sqrt(sum((d**2).sum() for d in (m1, s1, m2, s2))).item()
+    assert joint == pytest.approx(0.1, rel=1e-5) and logs["delta_norm"] == pytest.approx(0.1, rel=1e-5)
+    assert torch.sqrt((m1**2).sum() + (s1**2).sum()).item() < 0.1  # both layers take part
+    assert torch.sqrt((m2**2).sum() + (s2**2).sum()).item() < 0.1
+
+
+# ----------------------------------------------------------------------------- paper shapes
+def spy_on(pim: PerturbationInjectionModule) -> list[tuple[str, bool, float | None]]:
+    """(layer, training mode, max |f' − f| or None when the hook left the output alone) per call."""
+    calls: list[tuple[str, bool, float | None]] = []
+    hook = pim._hook
+
+    def spy(index, module, f):
+        out = hook(index, module, f)
+        calls.append((pim.names[index], module.training, None if out is None else float((out - f).abs().max())))
+        return out
+
+    pim._hook = spy
+    return calls
+
+
+def test_paper_preset_convnext_every_stage0_block_is_perturbed_in_training_only():
+    """ConvNeXt-base at 224 px (paper preset, random init, batch 2): a PIM on each of the three
+    blocks of stage 0 (Sec. III-A). In a training step every one of them leaves its block's
+    output unchanged in the Δ = 0 pass and changes it in the Eq. 7 pass; in eval mode none
+    changes anything, even with a large Δ."""
+    torch.manual_seed(0)
+    det = create_detector("pim", preset="paper", pretrained=False, batch_size=2)
+    cfg = det.config
+    det.ensure_built()
+    det.setup_training()
+    det.model.train()
+    blocks = ["stages.0.blocks.0", "stages.0.blocks.1", "stages.0.blocks.2"]
+    assert (cfg.backbone, cfg.input_size) == ("convnext_base", 224) and det.pim.names == blocks
+    calls = spy_on(det.pim)
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8, generator=g), "label": torch.tensor([0, 1])}
+    logs = det.training_step(batch)
+    assert [c[0] for c in calls] == blocks * 2 and all(c[1] for c in calls)
+    assert all(c[2] == 0.0 for c in calls[:3])  # Algorithm 1 line 4: f' = f
+    assert all(c[2] > 1e-3 for c in calls[3:])  # line 6: every block's output moved
+    assert logs["delta_norm"] == pytest.approx(cfg.r, rel=1e-4)
+    assert [d[0].shape[0] for d in det.last_delta] == [128, 128, 128]
+    calls.clear()
+    det.model.eval()
+    big = torch.full((128,), 5.0)
+    with torch.no_grad(), det.pim.inject([(big, big)] * 3):
+        det.model(det.preprocess(batch["image"][:1]))
+    assert calls == [(b, False, None) for b in blocks]  # eval: every hook returned None (output untouched)
+
+
+def test_paper_shape_xception_pim_feeds_both_branches_of_the_next_block():
+    """legacy_xception at 299 px (Table IV, random init, batch 2): the PIM sits on block1,
+    whose output is read by block2's residual branch and its skip convolution; a perturbation
+    there must reach both in training mode and neither in eval mode (timm marks the stage at
+    block2.rep.0, which the skip bypasses)."""
+    torch.manual_seed(0)
+    det = create_detector("pim", preset="paper", backbone="legacy_xception", input_size=299, pretrained=False, batch_size=2)
+    det.ensure_built()
+    det.setup_training()
+    model = det.model
+    assert det.pim.layers == [("block1", 128)]
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [model.get_submodule(f"block2.{b}").register_forward_pre_hook(
+        lambda m, args, b=b: seen.__setitem__(b, args[0].clone())) for b in ("rep", "skip")]
+    x = torch.randn(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))
+    delta = [(torch.full((128,), 0.5), torch.full((128,), 0.5))]
+    changed = {}
+    with torch.no_grad():
+        for mode in (True, False):
+            model.train(mode)
+            model(x)
+            ref = dict(seen)
+            with det.pim.inject(delta):
+                model(x)
+            changed[mode] = {b: float((seen[b] - ref[b]).abs().max()) for b in ("rep", "skip")}
+    for h in hooks:
+        h.remove()
+    assert changed[True]["rep"] > 0.1 and changed[True]["skip"] > 0.1
+    assert changed[False] == {"rep": 0.0, "skip": 0.0}
