@@ -138,6 +138,11 @@ def qad_gradient_ratio(frames: int, **overrides: Any) -> dict[str, Any]:
     head = {id(p) for p in det.model.get_classifier().parameters()}
     body = [i for i, p in enumerate(params) if id(p) not in head]
     n_ce_body, n_h_body = norm(tuple(g_ce[i] for i in body)), norm(tuple(g_h[i] for i in body))
+    # Adam (the paper's optimiser) rescales each coordinate: where |α∇HSIC| > |∇CE| the
+    # collaborative term sets the sign of that weight's update
+    pairs = [(g_ce[i], g_h[i]) for i in body if g_ce[i] is not None and g_h[i] is not None]
+    dominated = sum(int((h.abs() > c.abs()).sum()) for c, h in pairs)
+    coords = sum(c.numel() for c, _ in pairs)
     return {
         "recipe": "qad", "backbone": cfg.backbone, "input_size": cfg.input_size, "frames": frames, "qualities": m,
         "alpha": cfg.resolved_alpha, "hsic_sigma": cfg.hsic_sigma,
@@ -145,6 +150,7 @@ def qad_gradient_ratio(frames: int, **overrides: Any) -> dict[str, Any]:
         "hsic_per_layer": {k: round(float(v.detach()), 6) for k, v in terms.items()},
         "grad_norm_ce": n_ce, "grad_norm_alpha_hsic": n_h, "ratio": n_h / n_ce if n_ce else float("nan"),
         "grad_norm_ce_features": n_ce_body, "ratio_features": n_h_body / n_ce_body if n_ce_body else float("nan"),
+        "frac_coords_hsic_dominates": dominated / coords if coords else float("nan"),
         "seconds": round(seconds, 2),
     }
 
