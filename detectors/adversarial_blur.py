@@ -35,7 +35,7 @@ Choices where the paper is silent (each also listed in docs/recipes/two_gen_bat.
   * the precision map is clamped at 0 after the Eq. 6 step (p and -p are the same kernel;
     0 is the k×k box filter, the strongest blur the kernel allows).
   * generator output → precision by p = 1/σ_max + exp(o), σ_max = 1: the generated blur is
-    bounded by σ < 1 (Eq. 3's similarity set; the authors' code clamps σ ≤ 1). The last conv
+    bounded by σ ≤ 1 (Eq. 3's similarity set; the authors' code clamps σ ≤ 1). The last conv
     is zero-initialised (others CycleGAN's N(0, 0.02)), so it starts at a uniform σ = 1/2.
   * generator size: 16 filters × 6 residual blocks (paper preset), chosen so one generator
     pass costs about one EfficientNet-B4 pass, which App. C's cost statement implies.
@@ -103,7 +103,7 @@ class AdversarialGameConfig(DetectorConfig):
     generator_filters: int = 16
     generator_blocks: int = 6
     generator_steps: int = 1  # generator updates per detector update (paper silent: 1)
-    # Bound of the generated blur, σ < generator_max_sigma (p = 1/σ_max + exp(o)): Eq. 3's
+    # Bound of the generated blur, σ ≤ generator_max_sigma (p = 1/σ_max + exp(o)): Eq. 3's
     # similarity set S for the blur; the authors' released generator clamps its map so that
     # σ ≤ 1. Without it Eq. 7's generator maximises the loss by blurring without limit.
     generator_max_sigma: float = 1.0
@@ -169,7 +169,7 @@ class _ResidualBlock(nn.Module):
 
 
 class PrecisionGenerator(nn.Module):
-    """CycleGAN-style ResNet generator → precision map p = 1/σ (N, 1, H, W), σ < ``max_sigma``.
+    """CycleGAN-style ResNet generator → precision map p = 1/σ (N, 1, H, W), σ ≤ ``max_sigma``.
 
     7×7 stem, two stride-2 down-samplings, ``blocks`` residual blocks, two stride-2
     transposed-conv up-samplings, 7×7 head with one output channel o; instance norm, ReLU.
@@ -202,7 +202,7 @@ class PrecisionGenerator(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 nn.init.zeros_(m.bias)
         # The head starts at zero, so a fresh generator outputs the same p = 1/σ_max + 1 at
-        # every pixel (σ = 1/2 for σ_max = 1, half the bound's precision): a uniform start as
+        # every pixel (σ = 1/2 for σ_max = 1): a uniform start, as
         # in Eq. 6 (instance-normalised features would otherwise spread exp(o) over e^±2).
         nn.init.zeros_(self.net[-1].weight)
 
