@@ -54,7 +54,9 @@ def built(name: str, **overrides: Any) -> Detector:
     return det
 
 
-def grad_bat_step(batch: int, **overrides: Any) -> dict[str, Any]:
+def grad_bat_step(batch: int, raw_gradient: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Eq. 6's one step from p₀; ``raw_gradient`` also reports the unscaled ∇_p L (one more
+    forward/backward)."""
     det = built("grad_bat", **overrides)
     size = det.config.input_size
     x, y = smooth_images(batch, size, seed=1), torch.arange(batch) % 2
@@ -63,19 +65,21 @@ def grad_bat_step(batch: int, **overrides: Any) -> dict[str, Any]:
     p = det.adversarial_precision(x, y)
     seconds = time.perf_counter() - start
     dp = (p - p0).abs()
-    # the raw Eq. 6 gradient in float64 (its size, not the step, is what float32 p = 1 + ε·g rounds away)
-    ones = torch.full((batch, 1, size, size), p0, dtype=torch.float64, requires_grad=True)
+    k = det.config.kernel_size
+    raw: dict[str, float] = {}
     with attacking(det.model):
-        blurred = pixelwise_gaussian_blur(x.double(), ones, det.config.kernel_size).float()
-        (grad,) = torch.autograd.grad(det.attack_loss(blurred, y), ones)
+        if raw_gradient:  # in float64: its size, not the step, is what float32 p = 1 + ε·g rounds away
+            ones = torch.full((batch, 1, size, size), p0, dtype=torch.float64, requires_grad=True)
+            blurred = pixelwise_gaussian_blur(x.double(), ones, k).float()
+            (grad,) = torch.autograd.grad(det.attack_loss(blurred, y), ones)
+            raw = {"mean_abs_grad_p": float(grad.abs().mean()), "max_abs_grad_p": float(grad.abs().amax())}
         with torch.no_grad():  # Σ_i L at the start map and at the adversarial map
-            k = det.config.kernel_size
             loss0 = float(det.attack_loss(pixelwise_gaussian_blur(x, torch.full_like(p, p0), k), y))
             loss_adv = float(det.attack_loss(pixelwise_gaussian_blur(x, p, k), y))
     return {
         "recipe": "grad_bat", "backbone": det.config.backbone, "input_size": size, "batch": batch,
         "blur_step_norm": getattr(det.config, "blur_step_norm", None),
-        "mean_abs_grad_p": float(grad.abs().mean()), "max_abs_grad_p": float(grad.abs().amax()),
+        **raw,
         "mean_abs_dp": float(dp.mean()), "max_abs_dp": float(dp.amax()), "rms_dp": float(dp.square().mean().sqrt()),
         "loss_sum_start": loss0, "loss_sum_adv": loss_adv,
         "seconds": round(seconds, 2),

@@ -34,12 +34,10 @@ def _one_torch_thread():
 
 
 def test_grad_bat_eq6_step_reshapes_the_blur_at_efficientnet_b4_299() -> None:
-    row = bench.grad_bat_step(2)
+    # Before: the printed step ε·∇_p L moved p = 1 by ~1e-9 (mean |∇_p L| 1.7e-8, measured
+    # by the script), below float32's resolution at 1: p_adv == 1 exactly, a fixed σ = 1 blur.
+    row = bench.grad_bat_step(2, raw_gradient=False)
     assert (row["backbone"], row["input_size"], row["blur_step_norm"]) == ("efficientnet_b4", 299, "l2")
-    # Why the step is normalised: the printed step ε·∇_p L would move p = 1 by ~1e-9 on
-    # average (measured mean |∇_p L| 1.7e-8), below float32's resolution at 1 (6e-8):
-    # before the change p_adv == 1 exactly, a fixed σ = 1 blur.
-    assert 0.1 * row["mean_abs_grad_p"] < 1e-6
     # The unit-RMS step moves p by ε = 0.1 RMS by construction (a few pixels clamp at 0).
     assert row["rms_dp"] == pytest.approx(0.1, rel=0.02)
     # Threshold ε/5: the average pixel's precision moves by ≥ 2 % (mean/RMS ≥ 0.2, i.e. the
