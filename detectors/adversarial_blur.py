@@ -12,6 +12,7 @@ the detector's input size, before normalisation):
   grad_aat     x_adv = x + ε · sign(∇_x L)                                       (Eq. 1)
   grad_sat     x_adv = warp(x, f), f = ε_f · sign(∇_f L) from f = 0 (bilinear grid_sample)
   grad_bat     p_adv = p + ε · ∇_p L(blur(x, p)),  p = 1/σ = 1 everywhere        (Eq. 6, 4, 5)
+               (∇ rescaled to unit RMS per image, see below)
   gen_bat      p_adv = G(x); G maximises, the detector minimises                   (Eq. 7)
   two_gen_bat  p_adv = G_r(x) for real x, G_f(x) for fake x                        (Sec. III-C)
   combined_at  x_adv1 = blur(x, Two-Gen-BAT map); x_adv2 = x_adv1 + ε · sign(∇ L)  (Fig. 3)
@@ -27,10 +28,15 @@ Choices where the paper is silent (each also listed in docs/recipes/two_gen_bat.
   * attack examples are crafted with the detector in eval mode (running BN statistics, no
     dropout), so each image's example depends on that image only, and the per-image
     (summed) loss is differentiated, so the Eq. 6 step does not shrink with batch size.
+  * the Eq. 6 step is normalised per image to unit RMS (``blur_step_norm="l2"``), so ε = 0.1
+    is the RMS change of p, as ε is each entry's change in FGSM (Eq. 6 is "like FGSM except
+    for the sign"); the raw gradient (``"none"``) is ~1e-8 per pixel at EfficientNet-B4/299
+    and leaves p = 1 unchanged in float32.
   * the precision map is clamped at 0 after the Eq. 6 step (p and -p are the same kernel;
-    0 is the k×k box filter, the strongest blur the kernel allows). No other bound on σ.
-  * generator output → precision by p = exp(o): positive; the generator's last conv is
-    zero-initialised (others CycleGAN's N(0, 0.02)), so it starts at σ = 1 like Grad-BAT.
+    0 is the k×k box filter, the strongest blur the kernel allows).
+  * generator output → precision by p = 1/σ_max + exp(o), σ_max = 1: the generated blur is
+    bounded by σ ≤ 1 (Eq. 3's similarity set; the authors' code clamps σ ≤ 1). The last conv
+    is zero-initialised (others CycleGAN's N(0, 0.02)), so it starts at a uniform σ = 1/2.
   * generator size: 16 filters × 6 residual blocks (paper preset), chosen so one generator
     pass costs about one EfficientNet-B4 pass, which App. C's cost statement implies.
   * generator optimiser: the detector's optimiser kind, betas and weight decay with the
@@ -56,6 +62,7 @@ from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer, reg
 from dfbench.detectors.pixelwise_blur import pixelwise_gaussian_blur
 
 PAPER = "two_gen_bat"
+BLUR_STEP_NORMS = ("l2", "linf", "none")
 
 
 # --------------------------------------------------------------------------- config
@@ -75,10 +82,12 @@ class AdversarialGameConfig(DetectorConfig):
     # Eq. 6 / Sec. IV-C: σ init "a matrix whose entries share a common value (e.g., 1)"; ε = 0.1
     blur_init_sigma: float = 1.0
     blur_epsilon: float = 0.1
-    # "none": Eq. 6 as printed (raw gradient). "linf": each image's gradient divided by its
-    # largest |entry| first, so ε is the largest change of p per step (paper silent; see docs:
-    # with the raw gradient the step moves p by ~1e-7 on an untrained 64 px detector).
-    blur_step_norm: str = "none"
+    # Scale of the Eq. 6 step (paper silent). "l2": each image's gradient rescaled to unit RMS
+    # (ℓ2 norm √(H·W)), so ε·ĝ has the ℓ2 length of FGSM's ε·sign(g) and the RMS change of p
+    # is ε: "like FGSM except for the sign". "none": the raw gradient as printed; measured at
+    # EfficientNet-B4/299 its entries are ~1e-8, so p = 1 + ε·g rounds back to 1 in float32
+    # (no adversary: a fixed σ = 1 blur). "linf": divided by its largest |entry| (ε = max change).
+    blur_step_norm: str = "l2"
     # Eq. 1 / Sec. IV-C: FGSM ε = 16/255 in [0, 1] pixel units
     fgsm_epsilon: float = 16 / 255
     # Grad-SAT flow bound in pixels (paper silent: our choice, sub-pixel)
@@ -94,6 +103,10 @@ class AdversarialGameConfig(DetectorConfig):
     generator_filters: int = 16
     generator_blocks: int = 6
     generator_steps: int = 1  # generator updates per detector update (paper silent: 1)
+    # Bound of the generated blur, σ ≤ generator_max_sigma (p = 1/σ_max + exp(o)): Eq. 3's
+    # similarity set S for the blur; the authors' released generator clamps its map so that
+    # σ ≤ 1. Without it Eq. 7's generator maximises the loss by blurring without limit.
+    generator_max_sigma: float = 1.0
     paper: str = "Wang, Guo, Zuo. Deepfake Forensics via An Adversarial Game. IEEE TIP 2022"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -127,10 +140,12 @@ class AdversarialGameConfig(DetectorConfig):
             raise ConfigError(f"kernel_size must be a positive odd integer, got {self.kernel_size}.")
         if self.attack_steps < 1 or self.generator_steps < 1:
             raise ConfigError("attack_steps and generator_steps must be at least 1.")
-        if self.blur_step_norm not in ("none", "linf"):
-            raise ConfigError(f"blur_step_norm must be 'none' or 'linf', got {self.blur_step_norm!r}.")
+        if self.blur_step_norm not in BLUR_STEP_NORMS:
+            raise ConfigError(f"blur_step_norm must be one of {list(BLUR_STEP_NORMS)}, got {self.blur_step_norm!r}.")
         if self.blur_init_sigma <= 0:
             raise ConfigError(f"blur_init_sigma must be positive, got {self.blur_init_sigma}.")
+        if not self.generator_max_sigma > 0:
+            raise ConfigError(f"generator_max_sigma must be positive, got {self.generator_max_sigma}.")
 
 
 # --------------------------------------------------------------------------- generator
@@ -154,16 +169,21 @@ class _ResidualBlock(nn.Module):
 
 
 class PrecisionGenerator(nn.Module):
-    """CycleGAN-style ResNet generator → positive precision map p = 1/σ (N, 1, H, W).
+    """CycleGAN-style ResNet generator → precision map p = 1/σ (N, 1, H, W), σ ≤ ``max_sigma``.
 
     7×7 stem, two stride-2 down-samplings, ``blocks`` residual blocks, two stride-2
-    transposed-conv up-samplings, 7×7 head with one output channel; instance norm, ReLU.
+    transposed-conv up-samplings, 7×7 head with one output channel o; instance norm, ReLU.
+    p = 1/max_sigma + exp(o): the blur never exceeds a σ = max_sigma Gaussian (the bound
+    the authors' code enforces by clamping, here smooth so the gradient never dies).
     Input: images in [0, 1] (mapped to [-1, 1] as CycleGAN expects). Any H, W: the input
     is reflect-padded to a multiple of 4 and the output cropped back.
     """
 
-    def __init__(self, filters: int = 64, blocks: int = 9) -> None:
+    def __init__(self, filters: int = 64, blocks: int = 9, max_sigma: float = 1.0) -> None:
         super().__init__()
+        if not max_sigma > 0:
+            raise ValueError(f"max_sigma must be positive, got {max_sigma}")
+        self.min_precision = 1.0 / max_sigma
         f = filters
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, f, 7), nn.InstanceNorm2d(f), nn.ReLU(inplace=True)]
         for mult in (1, 2):  # down-samplings: f → 2f → 4f
@@ -181,9 +201,9 @@ class PrecisionGenerator(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 nn.init.zeros_(m.bias)
-        # The head starts at zero, so a fresh generator outputs p = exp(0) = 1 (σ = 1)
-        # everywhere: the all-ones start of Eq. 6 (instance-normalised features would
-        # otherwise spread exp(o) over e^±2 at 64 filters).
+        # The head starts at zero, so a fresh generator outputs the same p = 1/σ_max + 1 at
+        # every pixel (σ = 1/2 for σ_max = 1): a uniform start, as
+        # in Eq. 6 (instance-normalised features would otherwise spread exp(o) over e^±2).
         nn.init.zeros_(self.net[-1].weight)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
@@ -193,8 +213,9 @@ class PrecisionGenerator(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         log_precision = self.net(x)[..., :h, :w]
-        # exp keeps p > 0; the clamp keeps it finite (exp(±30) is "no blur" / "box filter")
-        return torch.exp(log_precision.clamp(-30.0, 30.0))
+        # p ≥ 1/σ_max, i.e. σ ≤ σ_max (Eq. 3's similarity set; exp(-30) adds nothing in float32);
+        # the clamp keeps exp finite (exp(30) is already "no blur")
+        return self.min_precision + torch.exp(log_precision.clamp(-30.0, 30.0))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -231,6 +252,20 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     # normalised coordinates span 2 units over W (x) / H (y) pixels with align_corners=False
     shift = torch.stack((flow[:, 1] * (2.0 / w), flow[:, 0] * (2.0 / h)), dim=-1)
     return F.grid_sample(x, grid + shift, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def normalized_step(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """Each image's gradient (N, ...) rescaled: "l2" to unit RMS (‖ĝ‖₂ = ‖sign g‖₂ = √size),
+    "linf" to unit largest |entry|. Divided by the peak first, so gradients of 1e-20 neither
+    underflow when squared nor divide by zero; an all-zero gradient stays zero."""
+    dims = tuple(range(1, grad.dim()))
+    tiny = torch.finfo(grad.dtype).tiny
+    unit = grad / grad.abs().amax(dim=dims, keepdim=True).clamp_min(tiny)
+    if norm == "linf":
+        return unit
+    if norm == "l2":
+        return unit / unit.square().mean(dim=dims, keepdim=True).sqrt().clamp_min(tiny)
+    raise ValueError(f"unknown step norm {norm!r}")
 
 
 # --------------------------------------------------------------------------- recipes
@@ -301,8 +336,8 @@ class AdversarialTrainingDetector(Detector):
                 p.requires_grad_(True)
                 blurred = pixelwise_gaussian_blur(x0, p, cfg.kernel_size)  # Eq. 4-5
                 (grad,) = torch.autograd.grad(self.attack_loss(blurred, y), p)
-                if cfg.blur_step_norm == "linf":
-                    grad = grad / grad.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+                if cfg.blur_step_norm != "none":
+                    grad = normalized_step(grad, cfg.blur_step_norm)
                 p = (p.detach() + cfg.blur_epsilon * grad).clamp_min(0.0)  # Eq. 6 (ascent, no sign)
         return p.detach()
 
@@ -352,7 +387,7 @@ class GenBAT(AdversarialTrainingDetector):
         super().setup_training()
         cfg = self.config
         for key in self.generator_names:
-            gen = PrecisionGenerator(cfg.generator_filters, cfg.generator_blocks).to(self.device)
+            gen = PrecisionGenerator(cfg.generator_filters, cfg.generator_blocks, cfg.generator_max_sigma).to(self.device)
             self.train_modules[key] = gen
             self.optimizers[key] = make_optimizer(cfg, gen.parameters(), lr=cfg.generator_lr)
             if cfg.lr_step_epochs:  # the same step decay as the detector (fit steps every scheduler)

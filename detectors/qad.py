@@ -9,7 +9,9 @@ training frame at every quality in the same mini-batch (Algorithm 1, line 2) and
   * L_{φ*}: cross-entropy on weights θ + φ*, φ* one projected step of Adversarial Weight
     Perturbation (Eq. 4–5, Algorithm 1 lines 3–7, 15);
   * L_col(τ, ρ) = −Σ_{l∈L} HSIC(Z_l^τ, Z_l^ρ) (Eq. 9), HSIC the biased estimator
-    tr(KHLH)/(n−1)² (Eq. 8) with Gaussian kernels on the flattened layer outputs.
+    tr(KHLH)/(n−1)² (Eq. 8) with Gaussian kernels on the flattened layer outputs, their
+    bandwidth set by the median heuristic (the paper's σ = 6 has no printed feature scale
+    and, read per dimension, leaves Eq. 9 without gradient: see _gaussian_gram).
 
 Registered variants: ``qad`` (both), ``qad_hsic_only`` (Table 4 "HSIC"), ``qad_awp_only``
 (Table 4 "AWP-XE"), ``qad_pairwise`` (Table 4 "pairwise loss": the instance pairwise
@@ -38,6 +40,7 @@ from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer, reg
 
 PAPER = "qad"
 COLLAB_LOSSES = ("hsic", "pairwise", "none")
+HSIC_BANDWIDTHS = ("median", "sigma")
 
 
 # --------------------------------------------------------------------------- config
@@ -51,8 +54,12 @@ class QADConfig(DetectorConfig):
     qualities: tuple[str, ...] = ("raw", "c23", "c40")
     collab: str = "hsic"  # hsic (Eq. 9) | pairwise (Eq. 3 at the HSIC layers) | none
     use_awp: bool = True
-    hsic_sigma: float = 6.0  # σ of both Gaussian kernels (Sec. 4.2)
-    # kernel exp(−‖u−v‖²/(2σ²d)), d = flattened feature size (paper silent; see _gaussian_gram)
+    # Kernel bandwidth (see _gaussian_gram). "median": σ² = the median squared distance
+    # between the batch's samples, per layer and quality (the median heuristic; our choice,
+    # see docs). "sigma": the paper's fixed σ = hsic_sigma below, with hsic_scale_by_dim.
+    hsic_bandwidth: str = "median"
+    hsic_sigma: float = 6.0  # σ of both Gaussian kernels (Sec. 4.2), used by hsic_bandwidth="sigma"
+    # with "sigma": kernel exp(−‖u−v‖²/(2σ²d)), d = flattened feature size (paper silent)
     hsic_scale_by_dim: bool = True
     # layers L of Eq. 9 as indices into the backbone's ``feature_info``; None = every level
     hsic_layers: tuple[int, ...] | None = None
@@ -94,6 +101,13 @@ class QADConfig(DetectorConfig):
             raise ConfigError(f"QAD's collaborative loss needs at least two qualities, got {self.qualities!r}.")
         if self.hsic_sigma <= 0:
             raise ConfigError(f"QAD hsic_sigma must be positive, got {self.hsic_sigma}.")
+        if self.hsic_bandwidth not in HSIC_BANDWIDTHS:
+            raise ConfigError(f"QAD hsic_bandwidth={self.hsic_bandwidth!r} is not one of {list(HSIC_BANDWIDTHS)}.")
+
+    @property
+    def kernel_sigma(self) -> float | None:
+        """σ passed to the HSIC kernels: None = median heuristic, else the fixed hsic_sigma."""
+        return None if self.hsic_bandwidth == "median" else self.hsic_sigma
 
     @property
     def is_efficientnet(self) -> bool:
@@ -113,20 +127,31 @@ class QADConfig(DetectorConfig):
 
 
 # --------------------------------------------------------------------------- HSIC (Eq. 8)
-def _gaussian_gram(z: torch.Tensor, sigma: float, scale_by_dim: bool) -> torch.Tensor:
-    """K_ij = exp(−‖z_i − z_j‖² / (2σ²·d)) on flattened per-sample features z (n, d).
+def _gaussian_gram(z: torch.Tensor, sigma: float | None, scale_by_dim: bool = True) -> torch.Tensor:
+    """Gaussian Gram matrix K_ij = exp(−‖z_i − z_j‖² / (2·s²)) on flattened per-sample features z (n, d).
 
-    The paper gives σ = 6 but not the feature scale. On raw stage outputs ‖z_i − z_j‖² grows
-    with d (tens of thousands of values), so with a fixed σ K → I and HSIC has no gradient; we
-    therefore divide the squared distance by d (the mean squared per-coordinate difference),
-    the convention of the HSIC-bottleneck line of work QAD builds on [34]. No other
-    normalisation is applied. ``scale_by_dim=False`` gives the textbook kernel.
+    ``sigma=None`` (QAD's default): the median heuristic, s² = the (lower) median of the
+    squared distances ‖z_i − z_j‖², i < j, held constant in the gradient (a bandwidth, not a
+    feature to optimise). It is scale-free: whatever the layer's size and activation scale,
+    a typical pair has K = e^(−1/2), so HSIC and its gradient are of order one.
+
+    ``sigma`` a number: s² = σ²·d with ``scale_by_dim`` (the HSIC-bottleneck convention of
+    [34]: d = flattened size), σ² without. The paper's σ = 6 is of this kind, but its feature
+    scale is not printed: on random-init ResNet-50 stage outputs at 224 px the per-dimension
+    kernel gives K ≈ 0.99 everywhere (HSIC ~2e-4) and ‖∇ α·ΣHSIC‖ ≈ 1e-6 ‖∇ CE‖ (measured,
+    benchmarks/mechanisms_blur_qad.py), and the textbook kernel K ≈ I: no gradient either way.
     """
     z = z.reshape(len(z), -1).float()
     z = z - z.mean(dim=0, keepdim=True)  # distances are shift-invariant; this keeps ‖z‖² small
     sq = (z * z).sum(dim=1)
     dist = (sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)).clamp_min(0.0).double()
-    denom = 2.0 * sigma * sigma * (z.shape[1] if scale_by_dim else 1)
+    if sigma is None:
+        n = len(z)
+        off_diagonal = dist.detach()[torch.triu_indices(n, n, offset=1, device=dist.device).unbind()]
+        # identical samples (all distances 0): any bandwidth gives K = 1; avoid 0/0
+        denom = 2.0 * off_diagonal.median().clamp_min(torch.finfo(torch.float64).tiny)
+    else:
+        denom = 2.0 * sigma * sigma * (z.shape[1] if scale_by_dim else 1)
     # K ≈ 1 − small when σ is wide: exp and the centring run in float64 (n×n, cheap)
     return torch.exp(-dist / denom)
 
@@ -145,15 +170,16 @@ def hsic_from_grams(k: torch.Tensor, l_gram: torch.Tensor, *, k_centered: bool =
     return (kc * l_gram).sum() / float((n - 1) ** 2)
 
 
-def hsic(u: torch.Tensor, v: torch.Tensor, sigma: float = 6.0, *, scale_by_dim: bool = True) -> torch.Tensor:
-    """Biased HSIC estimate (Eq. 8) between paired samples u (n, ...) and v (n, ...)."""
+def hsic(u: torch.Tensor, v: torch.Tensor, sigma: float | None = None, *, scale_by_dim: bool = True) -> torch.Tensor:
+    """Biased HSIC estimate (Eq. 8) between paired samples u (n, ...) and v (n, ...);
+    Gaussian kernels of bandwidth ``sigma`` (None = median heuristic, see _gaussian_gram)."""
     if len(u) != len(v):
         raise ValueError(f"HSIC needs paired samples, got {len(u)} and {len(v)}")
     return hsic_from_grams(_gaussian_gram(u, sigma, scale_by_dim), _gaussian_gram(v, sigma, scale_by_dim)).float()
 
 
 def hsic_between_qualities(
-    features: Sequence[torch.Tensor], sigma: float, *, scale_by_dim: bool = True
+    features: Sequence[torch.Tensor], sigma: float | None = None, *, scale_by_dim: bool = True
 ) -> torch.Tensor:
     """Σ over unordered pairs τ<ρ of HSIC(Z^τ, Z^ρ) for one layer; ``features[τ]`` is (B, ...).
 
@@ -410,7 +436,7 @@ class QADDetector(Detector):
         for name in self._layers:
             per_quality = list(store[name].chunk(m, dim=0))
             if cfg.collab == "hsic":
-                terms[name] = hsic_between_qualities(per_quality, cfg.hsic_sigma, scale_by_dim=cfg.hsic_scale_by_dim)
+                terms[name] = hsic_between_qualities(per_quality, cfg.kernel_sigma, scale_by_dim=cfg.hsic_scale_by_dim)
             else:
                 terms[name] = pairwise_between_qualities(per_quality)
         return logits, terms

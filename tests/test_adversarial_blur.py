@@ -18,6 +18,7 @@ from dfbench.detectors.adversarial_blur import (
     PrecisionGenerator,
     TwoGenBAT,
     flow_warp,
+    normalized_step,
 )
 from dfbench.detectors.base import create_detector, read_checkpoint
 from dfbench.detectors.pixelwise_blur import pixelwise_gaussian_blur, pixelwise_gaussian_blur_sigma
@@ -126,7 +127,9 @@ def test_blur_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="precision map"):
         pixelwise_gaussian_blur(torch.rand(1, 3, 8, 8), torch.ones(1, 3, 8, 8), 3)
     with pytest.raises(ConfigError, match="blur_step_norm"):
-        AdversarialGameConfig.preset("mini", blur_step_norm="l2")
+        AdversarialGameConfig.preset("mini", blur_step_norm="l1")
+    with pytest.raises(ConfigError, match="generator_max_sigma"):
+        AdversarialGameConfig.preset("mini", generator_max_sigma=0.0)
 
 
 # --------------------------------------------------------------------------- config
@@ -171,15 +174,30 @@ def test_fgsm_is_eq1() -> None:
 
 
 def test_grad_bat_is_eq6_on_the_precision_map() -> None:
-    det = _built("grad_bat")
+    det = _built("grad_bat", blur_step_norm="none")
     x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 1, 0])
     ones = torch.ones(4, 1, 32, 32)
     grad = _input_grad(det, ones, y, lambda p: pixelwise_gaussian_blur(x, p, 9))
     expected = (ones + det.config.blur_epsilon * grad).clamp_min(0)  # p = 1/σ, σ₀ = 1
     torch.testing.assert_close(det.adversarial_precision(x, y), expected, rtol=1e-5, atol=1e-9)
+    # the default l2 step: each image's gradient rescaled to unit RMS, i.e. by √(H·W)/‖g‖₂
+    assert AdversarialGameConfig().blur_step_norm == "l2"
+    scale = 32.0 / grad.flatten(1).norm(dim=1).view(4, 1, 1, 1)
+    expected_l2 = (ones + 0.1 * grad * scale).clamp_min(0)
+    torch.testing.assert_close(_built("grad_bat").adversarial_precision(x, y), expected_l2, rtol=1e-5, atol=1e-6)
     # the linf-normalised step moves each image's map by exactly ε at its largest entry
     normed = _built("grad_bat", blur_step_norm="linf").adversarial_precision(x, y)
     torch.testing.assert_close((normed - 1).abs().amax(dim=(1, 2, 3)), torch.full((4,), 0.1), rtol=1e-5, atol=1e-6)
+
+
+def test_normalized_step_survives_tiny_and_zero_gradients() -> None:
+    g = torch.zeros(2, 1, 3, 3)
+    g[0, 0, 1, 1], g[0, 0, 0, 2] = 3e-30, -4e-30  # squares underflow float32; the step must not
+    for norm, expected in (("l2", [3.0 / math.sqrt(25 / 9), -4.0 / math.sqrt(25 / 9)]), ("linf", [0.75, -1.0])):
+        step = normalized_step(g, norm)
+        assert step[0, 0, 1, 1].item() == pytest.approx(expected[0], rel=1e-6)
+        assert step[0, 0, 0, 2].item() == pytest.approx(expected[1], rel=1e-6)
+        assert torch.equal(step[1], torch.zeros(1, 3, 3))  # an all-zero gradient stays zero, no NaN
 
 
 def test_flow_warp_and_sat_flow() -> None:
@@ -202,9 +220,15 @@ def test_generator_shapes_and_start() -> None:
     gen = PrecisionGenerator(filters=8, blocks=2)
     p = gen(torch.rand(3, 3, 30, 31))
     assert p.shape == (3, 1, 30, 31)
-    torch.testing.assert_close(p, torch.ones_like(p))  # zero head: σ = 1 everywhere, Grad-BAT's start
+    # zero head: p = 1/σ_max + e⁰ = 2, a uniform σ = 1/2 (σ_max = 1)
+    torch.testing.assert_close(p, torch.full_like(p, 2.0))
     p.sum().backward()  # and the head learns from the first step
     assert gen.net[-1].weight.grad.abs().sum() > 0
+    # the bound: however negative the head's output, p ≥ 1/σ_max (σ ≤ σ_max), never below
+    wide = PrecisionGenerator(filters=8, blocks=1, max_sigma=2.5)
+    with torch.no_grad():
+        wide.net[-1].bias.fill_(-1e4)
+    torch.testing.assert_close(wide(torch.rand(1, 3, 8, 8)), torch.full((1, 1, 8, 8), 0.4))
 
 
 def _blurred_loss(det, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -239,11 +263,11 @@ def test_two_gen_bat_routes_real_to_g_r_and_fake_to_g_f() -> None:
     g_r.register_forward_pre_hook(lambda m, args: seen.__setitem__("real", args[0].detach().clone()))
     g_f.register_forward_pre_hook(lambda m, args: seen.__setitem__("fake", args[0].detach().clone()))
     x, y = torch.rand(7, 3, 32, 32), torch.tensor([0, 1, 1, 0, 1, 0, 0])
-    # make G_f's output the constant precision 5: zero its last conv, bias log 5
+    # make G_f's output the constant precision 5 = 1/σ_max + e^o: zero its last conv, bias log 4
     head = g_f.net[-1]
     with torch.no_grad():
         head.weight.zero_()
-        head.bias.fill_(math.log(5.0))
+        head.bias.fill_(math.log(4.0))
     p = det.precision_map(x, y)
     assert torch.equal(seen["real"], x[y == 0]) and torch.equal(seen["fake"], x[y == 1])
     torch.testing.assert_close(p[y == 1], torch.full_like(p[y == 1], 5.0))
