@@ -8,6 +8,7 @@ Any change in a protocol's meaning bumps its ``version`` (results record it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from dfbench.datasets.base import Selection
 
 SPEC_KEYS = {
     "name", "version", "description", "paper_tables", "procedure", "metrics", "frames",
-    "trainings", "tests", "options", "presets",
+    "trainings", "tests", "options", "presets", "detectors",
 }
 DATA_KEYS = {"dataset", "methods", "reals", "qualities"}
 
@@ -94,7 +95,14 @@ class ProtocolSpec:
     trainings: tuple[TrainingSpec, ...]
     tests: tuple[TestSpec, ...]
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # detector name -> config overrides this protocol (in this preset) runs it with, e.g. the
+    # compared paper's own baseline setting for ``erm`` (see docs/protocols.md)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+    def detector_settings(self, detector: str) -> dict[str, Any]:
+        """The config overrides this protocol declares for ``detector`` (empty if none)."""
+        return dict(self.detectors.get(detector, {}))
 
     def datasets(self) -> list[str]:
         names = [d.dataset for t in self.trainings for d in t.data] + [d.dataset for t in self.tests for d in t.data]
@@ -145,6 +153,30 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _detector_settings(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """Validate ``detectors: {name: {config key: value}}``: registered names, known keys."""
+    if value is None:
+        return {}
+    where = f"Protocol file {source}: detectors"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must map detector names to config overrides, got {value!r}.")
+    from dfbench.detectors import DETECTORS  # lazy: the detector registry imports torch
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, settings in value.items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}.{name} must be a mapping of config keys to values, got {settings!r}.")
+        config_class = DETECTORS.get(str(name)).config_class  # unknown name: ConfigError with suggestions
+        fields = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(settings) - fields)
+        if unknown:
+            raise ConfigError(
+                f"{where}.{name} has unknown config key(s) {unknown} for {config_class.__name__}; valid: {sorted(fields)}."
+            )
+        out[str(name)] = dict(settings)
+    return out
+
+
 def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> ProtocolSpec:
     """Validate a spec mapping into a ProtocolSpec, applying ``presets[preset]`` overrides."""
     if not isinstance(raw, dict):
@@ -155,7 +187,14 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
     for key in ("name", "version", "trainings", "tests"):
         if key not in raw:
             raise ConfigError(f"Protocol file {source} lacks the required key {key!r}.")
-    spec = _merge(raw, (raw.get("presets") or {}).get(preset, {}))
+    presets = raw.get("presets") or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
+        raise ConfigError(f"Protocol file {source}: presets must map preset names to overrides.")
+    for name, over in presets.items():
+        unknown = set(over) - (SPEC_KEYS - {"name", "presets"})
+        if unknown:
+            raise ConfigError(f"Protocol file {source}: presets.{name} has unknown key(s) {sorted(unknown)}.")
+    spec = _merge(raw, presets.get(preset, {}))
     metrics = tuple(spec.get("metrics", list(METRICS)))
     bad = [m for m in metrics if m not in METRICS]
     if bad:
@@ -206,6 +245,7 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         trainings=tuple(trainings),
         tests=tuple(tests),
         options=dict(spec.get("options") or {}),
+        detectors=_detector_settings(spec.get("detectors"), source),
         raw={**spec, "_preset": preset},
     )
 
