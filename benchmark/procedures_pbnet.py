@@ -164,7 +164,7 @@ def compression_remedy(ctx: RunContext) -> None:
         for test in tests:
             if not pending[test.name]:
                 continue
-            frames = ctx.frames(test.data, "test", frozen.requires, role="test")
+            frames = ctx.frames(test.data, "test", frozen.requires, role="test", per_video=test.frames)
             if DETECTOR_VARIANT in pending[test.name]:
                 ctx.log(f"[{training.name}] scoring {test.name} with the frozen detector")
                 ctx.score(test.name, training.name, frames, frozen.predict(frames), variant=DETECTOR_VARIANT)

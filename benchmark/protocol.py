@@ -78,6 +78,9 @@ class TestSpec:
     transform: TransformSpec | None = None
     # an optional test is skipped, with a notice, when its dataset is not available
     optional: bool = False
+    # frames per test video for this test only (a paper that samples one test set differently,
+    # e.g. two_gen_bat's 10 frames per DFD video); None = the protocol's frames.test
+    frames: int | None = None
 
     __test__ = False  # not a pytest class
 
@@ -213,7 +216,7 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         where = f"{source}: tests[{i}]"
         if not isinstance(t, dict) or "name" not in t:
             raise ConfigError(f"{where} needs a 'name'.")
-        unknown = set(t) - {"name", "data", "trainings", "perturbation", "transform", "optional"}
+        unknown = set(t) - {"name", "data", "trainings", "perturbation", "transform", "optional", "frames"}
         if unknown:
             raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}.")
         restrict = _tuple_or_none(t.get("trainings"), f"{where}.trainings")
@@ -229,7 +232,12 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
             if not isinstance(transform, dict) or "name" not in transform:
                 raise ConfigError(f"{where}.transform needs a 'name'.")
             transform = TransformSpec(str(transform["name"]), tuple(sorted((transform.get("params") or {}).items())))
-        tests.append(TestSpec(str(t["name"]), _data(t.get("data"), where), restrict, pert, transform, bool(t.get("optional", False))))
+        frames_here = t.get("frames")
+        if frames_here is not None and (not isinstance(frames_here, int) or isinstance(frames_here, bool) or frames_here < 1):
+            raise ConfigError(f"{where}.frames must be a positive number of frames per video, got {frames_here!r}.")
+        tests.append(TestSpec(
+            str(t["name"]), _data(t.get("data"), where), restrict, pert, transform, bool(t.get("optional", False)), frames_here,
+        ))
     test_names = [t.name for t in tests]
     if len(set(test_names)) != len(test_names):
         raise ConfigError(f"Protocol file {source}: test names must be unique.")

@@ -141,6 +141,8 @@ def test_paper_frames_per_video() -> None:
     for name in ("cross_manipulation", "cross_quality", "all_qualities"):
         spec = load_protocol(name, "paper")
         assert (spec.frames_train, spec.frames_test, spec.version) == (270, 270, 2), name
+    dfd = next(t for t in load_protocol("cross_manipulation", "paper").tests if t.name == "DFD")
+    assert dfd.frames == 10  # "randomly selected 10 frames from each of them for testing"
     spec = load_protocol("cross_dataset", "paper")
     assert (spec.frames_train, spec.frames_test) == (8, 32)
     assert (load_protocol("compression_remedy", "paper").frames_train, load_protocol("cross_dataset").frames_test) == (300, 8)
@@ -167,6 +169,13 @@ def test_protocol_detector_settings_are_validated(detectors, message) -> None:
     parse_protocol(raw, "inline", "mini")  # another preset's settings are not applied...
     with pytest.raises(ConfigError, match=message):
         parse_protocol(raw, "inline", "paper")
+
+
+@pytest.mark.parametrize("frames", [0, "ten", True])
+def test_a_tests_own_frames_must_be_a_positive_count(frames) -> None:
+    raw = {**MINIMAL, "tests": [{**MINIMAL["tests"][0], "frames": frames}]}
+    with pytest.raises(ConfigError, match=r"tests\[0\]\.frames must be a positive number"):
+        parse_protocol(raw, "inline")
 
 
 def test_unknown_key_inside_a_preset_is_an_error() -> None:
@@ -218,6 +227,7 @@ def test_protocol_settings_reach_the_detector_and_the_rows(tmp_path, monkeypatch
     FramesWithoutVideos.asked = []
     spec = {
         **MINIMAL,
+        "tests": [*MINIMAL["tests"], {"name": "t1", "data": [{"dataset": "ffpp"}], "frames": 1}],
         "metrics": ["auc"],
         "presets": {"paper": {"frames": {"train": 2, "test": 3}, "detectors": {
             "erm": {"backbone": "resnet10t", "input_size": 32, "epochs": 1, "batch_size": 8, "lr": 0.01}}}},
@@ -231,7 +241,7 @@ def test_protocol_settings_reach_the_detector_and_the_rows(tmp_path, monkeypatch
     rows = runner.run(request)
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert len(rows) and rows["pretrained"].tolist() == [True] * len(rows) and set(rows["weights_sha256"]) == {sha}
-    assert sorted(set(FramesWithoutVideos.asked)) == [("test", 3), ("train", 2), ("val", 3)]
+    assert sorted(set(FramesWithoutVideos.asked)) == [("test", 1), ("test", 3), ("train", 2), ("val", 3)]
     meta = json.loads(next((tmp_path / "runs").rglob("run.json")).read_text())
     assert meta["weights_sha256"] == sha and meta["pretrained"] is True and meta["weights_file"] == str(weights)
     config = meta["detector_config"]
