@@ -94,13 +94,21 @@ def cached_pretrained_file(name: str) -> Path | None:
 
 
 def missing_weights_message(name: str) -> str:
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        where = "timm publishes no pretrained weights for it"
+    elif cfg.hf_hub_id:
+        where = f"timm's cache holds none for it (looked for {cfg.hf_hub_id} under {_hf_hub_cache()})"
+    else:
+        where = f"timm's cache holds none for it (looked in {Path(torch.hub.get_dir()) / 'checkpoints'})"
     return (
-        f"Backbone {name!r} is set to start from ImageNet weights (pretrained=True), and timm's "
-        f"local cache ({_hf_hub_cache()}) holds none for it; dfbench never downloads them and never "
-        f"falls back to a random initialisation. Pass --weights PATH (a timm state dict for {name}, "
-        f".pth or .safetensors) or put the weights in timm's cache (HF_HOME), e.g. run "
-        f"`python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` once on a machine "
-        f"with network and copy the cache; or set pretrained=false to train from scratch."
+        f"Backbone {name!r} is set to start from ImageNet weights (pretrained=True) and {where}; "
+        f"dfbench never downloads weights and never falls back to a random initialisation. "
+        f"Pass --weights PATH (a timm state dict for {name}, .pth or .safetensors) or put the weights in "
+        f"timm's cache (HF_HOME), e.g. run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` "
+        f"once on a machine with network and copy the cache; or --set pretrained=false to train from scratch."
     )
 
 
