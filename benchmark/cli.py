@@ -213,8 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", required=True, help="protocol name (dfbench list protocols) or a YAML spec path")
     p.add_argument("--detector", required=True, help="detector name (dfbench list detectors)")
     p.add_argument("--backbone", help="any timm model name, e.g. efficientnet_b4")
-    p.add_argument("--weights", help="local backbone checkpoint (loaded with weights_only=True)")
-    p.add_argument("--pretrained", action="store_true", help="timm pretrained weights (needs network)")
+    p.add_argument("--weights", help="local backbone state dict (.pth with weights_only=True, or .safetensors); wins over --pretrained")
+    p.add_argument("--pretrained", action="store_true",
+                   help="start from timm's ImageNet weights, read from timm's local cache (HF_HOME; never downloaded); "
+                        "paper presets set this where the paper pre-trains (--set pretrained=false to train from scratch)")
     p.add_argument("--preset", default="mini", choices=["mini", "paper"], help="mini: embedded data, CPU minutes; paper: paper settings")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")

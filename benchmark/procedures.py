@@ -111,8 +111,14 @@ class RunContext:
         return detector
 
     # ---- data
-    def frames(self, data: Sequence[DataSpec], split: str, requires: Iterable[str] = (), *, role: str = "train") -> FrameSet:
-        per_video = self.spec.frames_train if role == "train" else self.spec.frames_test
+    def frames(
+        self, data: Sequence[DataSpec], split: str, requires: Iterable[str] = (), *, role: str = "train",
+        per_video: int | None = None,
+    ) -> FrameSet:
+        """Frames of ``data``'s ``split``; ``per_video`` (a test's own ``frames``) overrides the
+        protocol's frames per video for the role."""
+        if per_video is None:
+            per_video = self.spec.frames_train if role == "train" else self.spec.frames_test
         frames = self.frame_loader(list(data), split, per_video, tuple(sorted(set(requires))))
         self.fingerprints[f"{role}:{split}:" + ",".join(d.describe() for d in data)] = frames_fingerprint(frames)
         return frames
@@ -239,7 +245,7 @@ def score_test(ctx: RunContext, detector: Detector, training_name: str, test: Te
         return
     transform = TEST_TRANSFORMS.get(test.transform.name) if test.transform else None
     requires = getattr(transform, "requires", frozenset())
-    frames = ctx.frames(test.data, "test", requires, role="test")
+    frames = ctx.frames(test.data, "test", requires, role="test", per_video=test.frames)
     if transform is not None:
         frames = transform(frames, **test.transform.kwargs)
     for op, value in cells:

@@ -87,13 +87,29 @@ def bleach_plans(options: dict[str, Any], training_names: Sequence[str], protoco
     return plans
 
 
+# what a PBNet config carries for its frozen detector (make_base passes these on); the rest
+# of the frozen detector's config (optimiser, schedule) is its own recipe's
+FROZEN_FIELDS_FROM_PBNET = frozenset({"backbone", "input_size", "mean", "std", "pretrained", "weights"})
+
+
 def frozen_and_config(ctx: RunContext) -> tuple[Detector, PBNetConfig]:
     """The detector to freeze and the bleach config: a ``BleachedDetector`` contributes its
     base detector and its own config; any other detector is used as it is with PBNet's
-    preset config."""
+    preset config.
+
+    The frozen detector of a ``BleachedDetector`` is trained with the setting the protocol
+    declares for its recipe (``detectors: {erm: ...}``: the detector's own official setting),
+    less the fields the PBNet config carries for it (backbone, input size, normalisation,
+    initial weights), so ``--detector erm`` and ``--detector pbnet`` freeze the same model."""
     detector = ctx.new_detector()
     if isinstance(detector, BleachedDetector):
-        return detector.make_base(), detector.config
+        base = detector.make_base()
+        schedule = {k: v for k, v in ctx.spec.detector_settings(base.name).items() if k not in FROZEN_FIELDS_FROM_PBNET}
+        if schedule:
+            name = base.name
+            base = type(base)(base.config.replace(**schedule))
+            base.name = name
+        return base, detector.config
     return detector, PBNetConfig.preset(ctx.preset)
 
 
@@ -151,7 +167,7 @@ def compression_remedy(ctx: RunContext) -> None:
         for test in tests:
             if not pending[test.name]:
                 continue
-            frames = ctx.frames(test.data, "test", frozen.requires, role="test")
+            frames = ctx.frames(test.data, "test", frozen.requires, role="test", per_video=test.frames)
             if DETECTOR_VARIANT in pending[test.name]:
                 ctx.log(f"[{training.name}] scoring {test.name} with the frozen detector")
                 ctx.score(test.name, training.name, frames, frozen.predict(frames), variant=DETECTOR_VARIANT)

@@ -8,6 +8,7 @@ Any change in a protocol's meaning bumps its ``version`` (results record it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from dfbench.datasets.base import Selection
 
 SPEC_KEYS = {
     "name", "version", "description", "paper_tables", "procedure", "metrics", "frames",
-    "trainings", "tests", "options", "presets",
+    "trainings", "tests", "options", "presets", "detectors",
 }
 DATA_KEYS = {"dataset", "methods", "reals", "qualities"}
 
@@ -77,6 +78,9 @@ class TestSpec:
     transform: TransformSpec | None = None
     # an optional test is skipped, with a notice, when its dataset is not available
     optional: bool = False
+    # frames per test video for this test only (a paper that samples one test set differently,
+    # e.g. two_gen_bat's 10 frames per DFD video); None = the protocol's frames.test
+    frames: int | None = None
 
     __test__ = False  # not a pytest class
 
@@ -94,7 +98,14 @@ class ProtocolSpec:
     trainings: tuple[TrainingSpec, ...]
     tests: tuple[TestSpec, ...]
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # detector name -> config overrides this protocol (in this preset) runs it with, e.g. the
+    # compared paper's own baseline setting for ``erm`` (see docs/protocols.md)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+    def detector_settings(self, detector: str) -> dict[str, Any]:
+        """The config overrides this protocol declares for ``detector`` (empty if none)."""
+        return dict(self.detectors.get(detector, {}))
 
     def datasets(self) -> list[str]:
         names = [d.dataset for t in self.trainings for d in t.data] + [d.dataset for t in self.tests for d in t.data]
@@ -145,6 +156,30 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _detector_settings(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """Validate ``detectors: {name: {config key: value}}``: registered names, known keys."""
+    if value is None:
+        return {}
+    where = f"Protocol file {source}: detectors"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must map detector names to config overrides, got {value!r}.")
+    from dfbench.detectors import DETECTORS  # lazy: the detector registry imports torch
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, settings in value.items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}.{name} must be a mapping of config keys to values, got {settings!r}.")
+        config_class = DETECTORS.get(str(name)).config_class  # unknown name: ConfigError with suggestions
+        fields = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(settings) - fields)
+        if unknown:
+            raise ConfigError(
+                f"{where}.{name} has unknown config key(s) {unknown} for {config_class.__name__}; valid: {sorted(fields)}."
+            )
+        out[str(name)] = dict(settings)
+    return out
+
+
 def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> ProtocolSpec:
     """Validate a spec mapping into a ProtocolSpec, applying ``presets[preset]`` overrides."""
     if not isinstance(raw, dict):
@@ -155,7 +190,14 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
     for key in ("name", "version", "trainings", "tests"):
         if key not in raw:
             raise ConfigError(f"Protocol file {source} lacks the required key {key!r}.")
-    spec = _merge(raw, (raw.get("presets") or {}).get(preset, {}))
+    presets = raw.get("presets") or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
+        raise ConfigError(f"Protocol file {source}: presets must map preset names to overrides.")
+    for name, over in presets.items():
+        unknown = set(over) - (SPEC_KEYS - {"name", "presets"})
+        if unknown:
+            raise ConfigError(f"Protocol file {source}: presets.{name} has unknown key(s) {sorted(unknown)}.")
+    spec = _merge(raw, presets.get(preset, {}))
     metrics = tuple(spec.get("metrics", list(METRICS)))
     bad = [m for m in metrics if m not in METRICS]
     if bad:
@@ -174,7 +216,7 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         where = f"{source}: tests[{i}]"
         if not isinstance(t, dict) or "name" not in t:
             raise ConfigError(f"{where} needs a 'name'.")
-        unknown = set(t) - {"name", "data", "trainings", "perturbation", "transform", "optional"}
+        unknown = set(t) - {"name", "data", "trainings", "perturbation", "transform", "optional", "frames"}
         if unknown:
             raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}.")
         restrict = _tuple_or_none(t.get("trainings"), f"{where}.trainings")
@@ -190,7 +232,12 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
             if not isinstance(transform, dict) or "name" not in transform:
                 raise ConfigError(f"{where}.transform needs a 'name'.")
             transform = TransformSpec(str(transform["name"]), tuple(sorted((transform.get("params") or {}).items())))
-        tests.append(TestSpec(str(t["name"]), _data(t.get("data"), where), restrict, pert, transform, bool(t.get("optional", False))))
+        frames_here = t.get("frames")
+        if frames_here is not None and (not isinstance(frames_here, int) or isinstance(frames_here, bool) or frames_here < 1):
+            raise ConfigError(f"{where}.frames must be a positive number of frames per video, got {frames_here!r}.")
+        tests.append(TestSpec(
+            str(t["name"]), _data(t.get("data"), where), restrict, pert, transform, bool(t.get("optional", False)), frames_here,
+        ))
     test_names = [t.name for t in tests]
     if len(set(test_names)) != len(test_names):
         raise ConfigError(f"Protocol file {source}: test names must be unique.")
@@ -206,6 +253,7 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         trainings=tuple(trainings),
         tests=tuple(tests),
         options=dict(spec.get("options") or {}),
+        detectors=_detector_settings(spec.get("detectors"), source),
         raw={**spec, "_preset": preset},
     )
 

@@ -66,6 +66,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "n_failed",
     "data_kind",
     "config_hash",
+    "pretrained",
+    "weights_sha256",
     "data_fingerprint",
     "device",
     "versions",
@@ -80,7 +82,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("protocol", "detector", "test", "metric", "
 
 FLOAT_COLUMNS: tuple[str, ...] = ("strength", "value", "ci_low", "ci_high", "wall_time_s")
 COUNT_COLUMNS: tuple[str, ...] = ("seed", "n_real", "n_fake", "fp", "fn", "n_failed")
-STRING_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS + COUNT_COLUMNS)
+# pretrained: did the backbone start from a weight file (ImageNet or --weights); NA = not recorded
+BOOL_COLUMNS: tuple[str, ...] = ("pretrained",)
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS + COUNT_COLUMNS + BOOL_COLUMNS)
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("test", "training", "variant", "video_id", "frame", "label", "score")
 
@@ -211,10 +215,20 @@ def normalize_rows(rows: pd.DataFrame) -> pd.DataFrame:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     for column in COUNT_COLUMNS:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("Int64")
+    for column in BOOL_COLUMNS:
+        out[column] = out[column].map(_as_bool).astype("boolean")
     for column in STRING_COLUMNS:
         # "" means "not applicable" (no variant, no perturbation); NA would split groupbys.
         out[column] = out[column].map(_as_text).astype("object")
     return out
+
+
+def _as_bool(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return pd.NA
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def _as_text(value: Any) -> str:

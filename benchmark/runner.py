@@ -145,8 +145,9 @@ def _check_resume(run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         old = {}
-    for key in ("config_hash", "protocol_hash"):
-        if old.get(key) != meta[key]:
+    # a run started before weights were recorded has no weights_sha256: it was not pretrained
+    for key, absent in (("config_hash", None), ("protocol_hash", None), ("weights_sha256", "")):
+        if old.get(key, absent) != meta[key]:
             raise ConfigError(
                 f"{run_dir} holds a run with another {key.replace('_', ' ')} ({old.get(key)} vs {meta[key]}); "
                 f"pass --fresh to discard it or --results DIR to keep both."
@@ -169,8 +170,13 @@ def run(request: RunRequest) -> pd.DataFrame:
     spec = load_protocol(request.protocol, request.preset)
     procedure = PROCEDURES.get(spec.procedure)
     device = resolve_device(request.device)
-    probe = create_detector(request.detector, preset=request.preset, **request.overrides)
+    # the protocol's declared setting for this detector (e.g. the compared paper's own ERM
+    # baseline), then the user's overrides, which win
+    overrides = {**spec.detector_settings(request.detector), **request.overrides}
+    probe = create_detector(request.detector, preset=request.preset, **overrides)
     config = probe.get_config()
+    # before any data work: a paper preset's ImageNet weights (or --weights) must be on disk
+    init = probe.init_provenance()
     resolver = DataResolver(request, spec, config.input_size)
     skipped = resolver.require(spec)
     log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
@@ -190,6 +196,8 @@ def run(request: RunRequest) -> pd.DataFrame:
             "preset": request.preset,
             "seed": seed,
             "config_hash": config.config_hash(),
+            "pretrained": init["pretrained"],
+            "weights_sha256": init["weights_sha256"] or "",
             "data_kind": "synthetic-mini" if resolver.embedded else "real",
             "device": env.get("device", device),
             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
@@ -201,6 +209,7 @@ def run(request: RunRequest) -> pd.DataFrame:
         _write_json(run_dir / "run.json", {
             **meta, "status": "partial", "run_id": run_id, "started": datetime.now(timezone.utc).isoformat(),
             "protocol_spec": spec.raw, "detector_config": config.to_dict(), "environment": env,
+            "protocol_detector_settings": spec.detector_settings(request.detector), "weights_file": init["weights_file"],
             "roots": {k: str(v) for k, v in resolver.roots.items()},
         })
         with ProgressReporter(enabled=request.progress) as progress:
@@ -213,7 +222,7 @@ def run(request: RunRequest) -> pd.DataFrame:
                 run_dir=run_dir,
                 frame_loader=resolver.load,
                 store=store,
-                detector_overrides=dict(request.overrides),
+                detector_overrides=overrides,
                 run_meta={**meta, "run_id": run_id, "timestamp": datetime.now(timezone.utc).isoformat()},
                 progress=progress.update,
                 log=log,

@@ -123,8 +123,10 @@ class AdversarialGameConfig(DetectorConfig):
         },
         # The paper names EfficientNet without a variant, input size, batch or epoch count:
         # dfbench's paper defaults (EfficientNet-B4, 299 px, batch 32, 30 epochs = 3 decays).
+        # Sec. IV: every layer but the new two-class head is "pre-trained on ImageNet".
         "paper": {
             "backbone": "efficientnet_b4",
+            "pretrained": True,
             "input_size": 299,
             "batch_size": 32,
             "epochs": 30,

@@ -36,7 +36,7 @@ from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameSet, ShuffledBatches
 from dfbench.benchmark.metrics import auc, video_level
 from dfbench.benchmark.registry import Registry
-from dfbench.detectors.backbones import create_backbone
+from dfbench.detectors.backbones import create_backbone, init_provenance
 
 CHECKPOINT_FORMAT = 1
 
@@ -52,8 +52,10 @@ class DetectorConfig:
     """
 
     backbone: str = "resnet10t"
+    # start from timm's ImageNet weights, read from timm's local cache only (a missing file is
+    # a ConfigError naming --weights, never a random initialisation)
     pretrained: bool = False
-    weights: str | None = None  # local backbone checkpoint (loaded with weights_only=True)
+    weights: str | None = None  # local backbone state dict (wins over pretrained; weights_only=True)
     input_size: int = 64
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -70,7 +72,8 @@ class DetectorConfig:
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "mini": {},
-        "paper": {"backbone": "efficientnet_b4", "input_size": 299, "epochs": 30, "batch_size": 32},
+        # every seed paper that names its initialisation starts from ImageNet weights
+        "paper": {"backbone": "efficientnet_b4", "pretrained": True, "input_size": 299, "epochs": 30, "batch_size": 32},
     }
 
     @classmethod
@@ -166,6 +169,9 @@ class Detector:
         self.train_modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
+        # True while a checkpoint is being loaded: it supplies every tensor, so the backbone
+        # is built without reading ImageNet or --weights files (they need not exist any more)
+        self._weights_from_checkpoint = False
         self._mean = torch.tensor(config.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(config.std).view(1, 3, 1, 1)
 
@@ -177,10 +183,23 @@ class Detector:
         return f"{type(self).__name__}(name={self.name!r}, backbone={self.config.backbone!r})"
 
     # ---- networks
+    def backbone_init(self) -> tuple[bool, str | None]:
+        """(pretrained, weights) to build the backbone with; both off while a checkpoint loads."""
+        if self._weights_from_checkpoint:
+            return False, None
+        return self.config.pretrained, self.config.weights
+
+    def init_provenance(self) -> dict[str, Any]:
+        """``{"pretrained", "weights_file", "weights_sha256"}`` of the backbone's initial
+        weights (see ``backbones.init_provenance``). Raises ConfigError when a paper preset
+        asks for ImageNet weights that are not on disk: the runner calls it before any data work."""
+        cfg = self.config
+        return init_provenance(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights)
+
     def build(self) -> nn.Module:
         """The inference network: normalised images (N, 3, S, S) → logits (N, 2)."""
-        cfg = self.config
-        return create_backbone(cfg.backbone, num_classes=2, pretrained=cfg.pretrained, weights=cfg.weights)
+        pretrained, weights = self.backbone_init()
+        return create_backbone(self.config.backbone, num_classes=2, pretrained=pretrained, weights=weights)
 
     def ensure_built(self) -> nn.Module:
         if self.model is None:
@@ -380,7 +399,11 @@ class Detector:
             raise ConfigError(f"Checkpoint {path} holds detector {blob.get('detector')!r}, not {self.name!r}.")
         self.config = self.config_class.from_dict(blob["config"])
         self.model = None
-        self.load_inference_state(blob["state"])
+        self._weights_from_checkpoint = True
+        try:
+            self.load_inference_state(blob["state"])
+        finally:
+            self._weights_from_checkpoint = False
         return self
 
     def _save_train_state(self, path: Path, seed: int, next_epoch: int, best_state, report: FitReport) -> None:

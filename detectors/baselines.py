@@ -25,10 +25,16 @@ from PIL import Image
 from dfbench.detectors.base import Detector, DetectorConfig, register_detector
 
 # The paper preset shared by the two_gen_bat baselines (Sec. IV implementation details):
-# ImageNet-style EfficientNet, RAdam β=(0.9, 0.999), wd 5e-4, lr 5e-4 decayed ×0.1 every 10 epochs.
+# EfficientNet "pre-trained on ImageNet" with a new two-class head, RAdam β=(0.9, 0.999),
+# wd 5e-4, lr 5e-4 decayed ×0.1 every 10 epochs. Variant, input size, batch and epochs are
+# not printed: EfficientNet-B4 at 299 px (FF++'s crop size), batch 32, 30 epochs.
+# A protocol comparing against another paper declares that paper's ERM setting instead
+# (``detectors: {erm: ...}`` in its paper preset, e.g. cross_dataset for PIM's Table IV).
 TWO_GEN_BAT_PAPER = {
     "backbone": "efficientnet_b4",
+    "pretrained": True,
     "input_size": 299,
+    "batch_size": 32,
     "optimizer": "radam",
     "lr": 5e-4,
     "weight_decay": 5e-4,

@@ -93,7 +93,12 @@ class BiGArtsConfig(DetectorConfig):
             "cosine_t_max": 6,
             "decoder_channels": (128, 64, 32, 16, 16),
         },
-        "paper": {"backbone": "resnet18", "input_size": 256, "epochs": 1200, "batch_size": 32, "cosine_t_max": 40},
+        # Section 4.1; the paper names no ImageNet initialisation (choice: from scratch, which
+        # also undoes the base paper preset's pretrained=True)
+        "paper": {
+            "backbone": "resnet18", "pretrained": False, "input_size": 256, "epochs": 1200, "batch_size": 32,
+            "cosine_t_max": 40,
+        },
     }
 
 
@@ -178,7 +183,8 @@ class MaskDecoder(nn.Module):
 def create_feature_backbone(cfg: BiGArtsConfig) -> nn.Module:
     """A timm backbone returning its multi-scale stage features (``features_only``)."""
     try:
-        net = create_backbone(cfg.backbone, num_classes=2, pretrained=cfg.pretrained, features_only=True)
+        # a weights file wins over timm's ImageNet weights (as in ``create_backbone``)
+        net = create_backbone(cfg.backbone, num_classes=2, pretrained=cfg.pretrained and cfg.weights is None, features_only=True)
     except ConfigError:
         raise
     except Exception as exc:
@@ -312,7 +318,8 @@ class BiGArts(Detector):
     _augmenter: ForgeryAugmenter | None = None
 
     def build(self) -> nn.Module:
-        return BiGArtsNet(self.config)
+        pretrained, weights = self.backbone_init()
+        return BiGArtsNet(self.config.replace(pretrained=pretrained, weights=weights))
 
     def setup_training(self) -> None:
         cfg = self.config

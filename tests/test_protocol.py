@@ -42,7 +42,7 @@ def test_cross_quality_is_the_3x3_matrix() -> None:
 
 def test_presets_override_frames() -> None:
     assert load_protocol("cross_quality", "mini").frames_test == 8
-    assert load_protocol("cross_quality", "paper").frames_test == 32
+    assert load_protocol("cross_quality", "paper").frames_test == 270  # two_gen_bat Sec. IV
 
 
 def test_parse_fields_and_restrictions() -> None:
