@@ -8,7 +8,7 @@ import pytest
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.preprocess.cache import CACHE_FORMAT_VERSION, CropCache, CropParams
-from dfbench.benchmark.preprocess.faces import DETECT_SIZE, FaceDetector, box_iou, detection_shape
+from dfbench.benchmark.preprocess.faces import DETECT_SIZE, FaceDetector, box_iou, detection_shape, downscale
 from dfbench.benchmark.preprocess.fixture import render_wide_frames
 from dfbench.benchmark.preprocess.pipeline import ensure_crops
 from dfbench.datasets.ffpp import FaceForensicsPP
@@ -23,6 +23,15 @@ def test_detection_shape_hand_values() -> None:
     assert detection_shape(480, 854, 360) == (340, 605)  # 0.709 ** 1
     assert detection_shape(240, 320, 360) == (240, 320)  # never enlarged
     assert detection_shape(1080, 1920, 0) == (1080, 1920)  # 0 = full resolution
+
+
+def test_downscale_averages_the_pixels_each_output_pixel_covers() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (2, 8, 12, 3)).astype(np.uint8)
+    small = downscale(frames, (4, 6))
+    means = frames.reshape(2, 4, 2, 6, 2, 3).astype(float).mean(axis=(2, 4))  # 2×2 blocks
+    assert small.shape == (2, 4, 6, 3) and np.abs(small - means).max() <= 0.5
+    assert downscale(frames, (8, 12)) is frames  # already at the size: no copy
+    assert downscale(np.zeros((1, 720, 1280, 3), np.uint8), (362, 643)).shape == (1, 362, 643, 3)
 
 
 def test_boxes_and_landmarks_are_mapped_back_to_frame_pixels() -> None:

@@ -8,7 +8,7 @@ Conventions:
 - The crop is a square of side ``margin * max(w, h)`` centred on the face box. Where it
   reaches past the frame border it is **padded with black** rather than shifted inward, so
   the face stays centred and at the same scale in every frame and every quality.
-- Resizing uses PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
+- Crops are resized with PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
 - Detection runs on a downscaled copy of each frame (``detect_size``, default
   ``DETECT_SIZE`` = 360: frames whose shorter side is longer are shrunk to it, smaller ones
   are left alone). MTCNN's cost grows with the pixel count, and at full resolution most of
@@ -67,12 +67,21 @@ def detection_shape(height: int, width: int, detect_size: int) -> tuple[int, int
 
 
 def downscale(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Frames (F, H, W, 3) resized to ``shape`` = (height, width) with PIL's bilinear filter
-    (antialiased when shrinking, like the area filter MTCNN uses for its own pyramid)."""
+    """Frames (F, H, W, 3) resized to ``shape`` = (height, width) by FFmpeg's swscale with
+    its area filter (each output pixel averages the input pixels it covers, like the area
+    interpolation MTCNN builds its own pyramid with). swscale rather than PIL: measured
+    about 6x faster on 720p frames, which matters next to a detector run at 1/4 the pixels."""
     if frames.shape[1:3] == shape:
         return frames
-    size = (shape[1], shape[0])
-    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in frames])
+    import av  # the decoder's library; imported here so faces.py loads without it
+
+    height, width = shape
+    return np.stack([
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        .reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+        .to_ndarray()
+        for f in frames
+    ])
 
 
 class FaceDetector:
