@@ -243,10 +243,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             meta = DETECTORS.meta(name)
             print(f"{name:24s} {meta.get('paper', ''):14s} {meta.get('description', '')}")
     elif args.what == "protocols":
-        from dfbench.benchmark.protocol import list_protocols, load_protocol
+        from dfbench.benchmark.protocol import load_protocol, protocol_files
 
-        for name in list_protocols():
-            spec = load_protocol(name)
+        # by path: loading by name would re-read every protocol file once per protocol
+        for name, path in sorted(protocol_files().items()):
+            spec = load_protocol(path)
             print(f"{name:22s} v{spec.version}  {spec.description}")
     else:
         from dfbench.datasets import DATASETS
