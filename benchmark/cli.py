@@ -148,8 +148,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
         raise ConfigError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N.")
     device = resolve_device(args.device)  # a clear error when CUDA is asked for but absent
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        device = "cpu"  # "auto" on a Mac picks mps; MTCNN is only supported on CPU and CUDA here
+    if device == "mps":
+        device = "cpu"  # "auto" on a Mac picks mps; MTCNN runs on CPU or CUDA here
     cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
     progress = not args.no_progress
     if args.protocol:
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-size", type=int, help="without --protocol: shorter side MTCNN runs at (default 360; 0 = full resolution)")
     p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
-    p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE)")
+    p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_preprocess)
 
