@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-import dfbench  # noqa: F401  (installs the torchvision guard before facenet-pytorch imports torchvision)
+import dfbench  # noqa: F401  (arms the torchvision guard before facenet-pytorch imports torchvision)
 
 
 @dataclass(frozen=True)
