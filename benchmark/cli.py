@@ -3,7 +3,8 @@
   dfbench run --protocol cross_quality --detector erm           # embedded data, CPU ok
   dfbench leaderboard                                           # HTML + CSV + Markdown
   dfbench check [--protocol P --detector D]                     # regression check vs reference AUCs
-  dfbench preprocess --dataset ffpp --root DIR
+  dfbench preprocess --protocol cross_quality [--preset paper]    # warm the run's crop cache
+  dfbench preprocess --dataset ffpp --root DIR [--device cuda --workers 4]
   dfbench datasets check ROOT [--dataset ffpp]
   dfbench data synth [--out DIR] [--scale mini]
   dfbench list detectors|protocols|datasets
@@ -139,16 +140,72 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from dfbench.benchmark.preprocess.cache import CropCache, CropParams
-    from dfbench.benchmark.preprocess.pipeline import preprocess
+    from dfbench.benchmark.runner import resolve_device
     from dfbench.benchmark.settings import get_settings
-    from dfbench.datasets.base import get_dataset
 
-    adapter = get_dataset(args.dataset, args.root)
-    index = adapter.build_index()
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 (one process) or a positive number of processes.")
+    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
+        raise ConfigError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N.")
+    device = resolve_device(args.device)  # a clear error when CUDA is asked for but absent
+    if device == "mps":
+        device = "cpu"  # "auto" on a Mac picks mps; MTCNN runs on CPU or CUDA here
     cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
-    report = preprocess(index, cache=cache, params=CropParams(frames=args.frames, size=args.size), adapter=adapter, progress=not args.no_progress)
-    print(report.summary() if hasattr(report, "summary") else report)
-    return 0 if not getattr(report, "failed", None) else 1
+    progress = not args.no_progress
+    if args.protocol:
+        if args.dataset or args.root or args.frames is not None or args.size is not None or args.detect_size is not None:
+            raise ConfigError(
+                "--protocol takes the videos, frames and crop size from the protocol and detector; "
+                "drop --dataset/--root/--frames/--size/--detect-size (use --data-root/--dataset-root for the data)."
+            )
+        report = _preprocess_protocol(args, cache, device, progress)
+    else:
+        if not (args.dataset and args.root):
+            raise ConfigError("dfbench preprocess needs --protocol P, or --dataset NAME and --root DIR.")
+        from dfbench.benchmark.preprocess.faces import DETECT_SIZE
+        from dfbench.benchmark.preprocess.pipeline import preprocess
+        from dfbench.datasets.base import get_dataset
+
+        adapter = get_dataset(args.dataset, args.root)
+        index = adapter.build_index()
+        params = CropParams(
+            frames=32 if args.frames is None else args.frames,
+            size=299 if args.size is None else args.size,
+            detect_size=DETECT_SIZE if args.detect_size is None else args.detect_size,
+        )
+        report = preprocess(index, cache=cache, params=params, adapter=adapter, progress=progress,
+                            workers=args.workers, device=device)
+        if progress:  # preprocess printed the summary already
+            return 0 if not report.failed else 1
+    print(report.summary())
+    return 0 if not report.failed else 1
+
+
+def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool) -> Any:
+    """Fill the entries ``dfbench run --protocol P --detector D --preset X`` reads."""
+    from dfbench.benchmark.preprocess.warm import protocol_crop_jobs, warm_protocol
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.benchmark.runner import DataResolver, RunRequest
+    from dfbench.detectors import create_detector
+
+    overrides = _parse_assignments(args.set, "--set")
+    spec = load_protocol(args.protocol, args.preset)
+    probe = create_detector(args.detector, preset=args.preset, **overrides)
+    request = RunRequest(
+        protocol=args.protocol,
+        detector=args.detector,
+        preset=args.preset,
+        data_root=Path(args.data_root) if args.data_root else None,
+        dataset_roots={k: Path(str(v)) for k, v in _parse_assignments(args.dataset_root, "--dataset-root").items()},
+        overrides=overrides,
+        progress=progress,
+    )
+    input_size = probe.get_config().input_size
+    resolver = DataResolver(request, spec, input_size)  # the run's dataset roots
+    skipped = resolver.require(spec)
+    jobs = protocol_crop_jobs(spec, probe.requires, resolver.available, skipped)
+    return warm_protocol(jobs, roots=resolver.roots, cache=cache, input_size=input_size,
+                         workers=args.workers, device=device, progress=progress)
 
 
 def cmd_datasets_check(args: argparse.Namespace) -> int:
@@ -186,10 +243,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             meta = DETECTORS.meta(name)
             print(f"{name:24s} {meta.get('paper', ''):14s} {meta.get('description', '')}")
     elif args.what == "protocols":
-        from dfbench.benchmark.protocol import list_protocols, load_protocol
+        from dfbench.benchmark.protocol import load_protocol, protocol_files
 
-        for name in list_protocols():
-            spec = load_protocol(name)
+        # by path: loading by name would re-read every protocol file once per protocol
+        for name, path in sorted(protocol_files().items()):
+            spec = load_protocol(path)
             print(f"{name:22s} v{spec.version}  {spec.description}")
     else:
         from dfbench.datasets import DATASETS
@@ -244,12 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("preprocess", help="detect faces and fill the crop cache for a dataset")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--root", required=True)
-    p.add_argument("--frames", type=int, default=32, help="frames per video (evenly spaced)")
-    p.add_argument("--size", type=int, default=64, help="crop size in pixels")
-    p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE)")
+    p = sub.add_parser("preprocess", help="detect faces and fill the crop cache (for a dataset or a protocol's run)")
+    p.add_argument("--protocol", help="fill exactly the crops `dfbench run --protocol P` reads (with --detector, --preset)")
+    p.add_argument("--detector", default="erm", help="with --protocol: the detector whose input size sets the crop size")
+    p.add_argument("--preset", default="mini", choices=["mini", "paper"], help="with --protocol: the run's preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --protocol: the run's detector overrides")
+    p.add_argument("--data-root", help="with --protocol: folder holding the real datasets (default: embedded benchmark)")
+    p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="with --protocol: root of one dataset")
+    p.add_argument("--dataset", help="without --protocol: dataset name (dfbench list datasets)")
+    p.add_argument("--root", help="without --protocol: the dataset's folder")
+    p.add_argument("--frames", type=int, help="without --protocol: frames per video, evenly spaced (default 32)")
+    p.add_argument("--size", type=int, help="without --protocol: crop size in pixels (default 299)")
+    p.add_argument("--detect-size", type=int, help="without --protocol: shorter side MTCNN runs at (default 360; 0 = full resolution)")
+    p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
+    p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
+    p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_preprocess)
 

@@ -2,15 +2,20 @@
 
 scikit-learn supplies AUC, AP and log-loss; EER comes from its ROC curve. A metric that is
 undefined for the given labels (one class only) is NaN, never a made-up number.
+
+scikit-learn is imported inside the functions that use it: ``dfbench.benchmark.protocol``
+imports this module for the metric names, and ``dfbench list`` should not pay for sklearn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EPS = 1e-7
 
@@ -20,6 +25,8 @@ def _two_classes(labels: np.ndarray) -> bool:
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     return float(roc_auc_score(labels, scores)) if _two_classes(labels) else float("nan")
 
@@ -31,6 +38,8 @@ def accuracy(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> 
 
 def eer(labels: np.ndarray, scores: np.ndarray) -> float:
     """Equal error rate: where the false-positive rate meets the false-negative rate."""
+    from sklearn.metrics import roc_curve
+
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     if not _two_classes(labels):
         return float("nan")
@@ -46,11 +55,15 @@ def eer(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     return float(average_precision_score(labels, scores)) if _two_classes(labels) else float("nan")
 
 
 def logloss(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import log_loss
+
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     if not len(labels):
         return float("nan")
@@ -80,6 +93,8 @@ HIGHER_IS_BETTER = {"auc": True, "acc": True, "eer": False, "ap": True, "logloss
 
 def video_level(meta: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
     """One row per video: label and mean frame score, grouped by the full video_id."""
+    import pandas as pd
+
     frame = pd.DataFrame({"video_id": meta["video_id"].to_numpy(), "label": meta["label"].to_numpy(), "score": scores})
     grouped = frame.groupby("video_id", sort=True)
     out = grouped.agg(label=("label", "first"), score=("score", "mean"), n_frames=("score", "size"))
@@ -100,18 +115,54 @@ def bootstrap_auc_interval(
     """Percentile interval of AUC over resamples of the items (pass videos for a video-level CI).
 
     Resamples with only one class are dropped; NaN when fewer than 10 usable resamples remain.
+    Resample ``b`` is the ``b``-th row of ``rng.integers(0, n, (n_boot, n))``, the same items
+    as ``n_boot`` successive ``rng.integers(0, n, n)`` calls (numpy draws them from one stream).
     """
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     if not _two_classes(labels):
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
     n = len(labels)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        if _two_classes(labels[idx]):
-            values.append(roc_auc_score(labels[idx], scores[idx]))
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    # blocks of resamples keep the (resamples × items) count matrices near 4 M entries,
+    # so a frame-level interval over 100k frames does not allocate gigabytes
+    step = max(1, 4_000_000 // n)
+    values = np.concatenate([resampled_auc(labels, scores, idx[b : b + step]) for b in range(0, n_boot, step)])
+    values = values[np.isfinite(values)]
     if len(values) < 10:
         return float("nan"), float("nan")
     lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def resampled_auc(labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """AUC of every resample at once: row ``b`` of ``idx`` (B, n) lists the items drawn.
+
+    The AUC is the Mann-Whitney statistic (what ``roc_auc_score``'s trapezoids add up to):
+    the share of (positive, negative) pairs the scores order correctly, a tie counting
+    half. A resample is a multiset of the items, so each item enters with the number of
+    times it was drawn. With the distinct scores sorted, ``neg[b, v]`` / ``pos[b, v]``
+    count the drawn negatives / positives at score value ``v``, and
+
+        AUC_b = sum_v pos[b, v] * (negatives below v + neg[b, v] / 2) / (P_b * N_b).
+
+    A resample with one class only is NaN. Cost: O(B * n), no per-resample loop.
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=float)
+    n_boot, n = idx.shape
+    # draws of each item in each resample: (B, n)
+    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n).reshape(n_boot, n)
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])  # first item of each value
+    # per (resample, score value): drawn negatives and positives; columns are summed over
+    # the items sharing a value (ties), so no (n, n) structure is ever built
+    by_value = counts[:, order]
+    is_pos = labels[order]
+    neg = np.add.reduceat(by_value * ~is_pos, starts, axis=1)
+    pos = np.add.reduceat(by_value * is_pos, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg  # negatives strictly below each value
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc_b = (pos * (below + neg / 2)).sum(axis=1) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc_b, np.nan)

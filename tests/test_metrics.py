@@ -58,3 +58,47 @@ def test_bootstrap_interval_brackets_the_auc_and_is_reproducible() -> None:
     lo, hi = M.bootstrap_auc_interval(y, s, seed=1)
     assert lo < M.auc(y, s) < hi and lo > 0.5 and hi <= 1
     assert (lo, hi) == M.bootstrap_auc_interval(y, s, seed=1)
+
+
+def _loop_bootstrap(y: np.ndarray, s: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """The interval as first written: one roc_auc_score per resample (the reference)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) == 2:
+            values.append(roc_auc_score(y[idx], s[idx]))
+    if len(values) < 10:
+        return math.nan, math.nan
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def test_resampled_auc_hand_example_with_ties_and_repeats() -> None:
+    y = np.array([0, 0, 1, 1])
+    s = np.array([0.1, 0.5, 0.5, 0.9])
+    idx = np.array([
+        [0, 1, 2, 3],  # pairs: (0.5>0.1) 1, (0.5=0.5) 1/2, (0.9>*) 2 → 3.5/4
+        [0, 0, 2, 2],  # both positives 0.5 above both 0.1 negatives → 1
+        [1, 1, 2, 3],  # (0.5 vs 0.5) ×2 = 1/2 + 1/2, (0.9>0.5) ×2 → 3/4
+        [0, 1, 1, 0],  # negatives only → NaN
+    ])
+    out = M.resampled_auc(y, s, idx)
+    np.testing.assert_allclose(out[:3], [0.875, 1.0, 0.75])
+    assert math.isnan(out[3])
+
+
+@pytest.mark.parametrize("n, ties", [(500, False), (37, True), (6, False)])
+def test_vectorised_bootstrap_matches_the_per_resample_loop(n: int, ties: bool) -> None:
+    rng = np.random.default_rng(n)
+    y = (rng.random(n) < 0.4).astype(int)
+    y[:2] = [0, 1]
+    s = rng.normal(0, 1, n) + y
+    if ties:
+        s = np.round(s, 1)  # many equal scores across classes
+    n_boot = 300
+    expected = _loop_bootstrap(y, s, n_boot, seed=3)
+    got = M.bootstrap_auc_interval(y, s, n_boot=n_boot, seed=3)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)

@@ -48,9 +48,12 @@ from typing import Any
 import numpy as np
 
 from dfbench.benchmark.errors import ConfigError, DfbenchError
+from dfbench.benchmark.preprocess.faces import DETECT_SIZE
 from dfbench.benchmark.settings import get_settings
 
-CACHE_FORMAT_VERSION = 1
+# 2: the detection size (``CropParams.detect_size``) joined the keys; entries of version 1
+# were detected at full resolution and live under v1/, where version 2 never looks.
+CACHE_FORMAT_VERSION = 2
 FULL_HASH_LIMIT = 2 * 1024 * 1024
 _EDGE = 1024 * 1024
 MAGIC = b"DFBCACHE"
@@ -69,6 +72,8 @@ class CropParams:
     detector: str = "mtcnn"
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN P/R/O-net thresholds
     min_face_size: int = 20
+    # shorter side of the frame copy MTCNN runs on (0 = full resolution); see faces.py
+    detect_size: int = DETECT_SIZE
     sampler: str = "linspace"
     detect_on_fake: bool = False  # True: boxes from each fake itself instead of its real
     version: int = CACHE_FORMAT_VERSION
@@ -82,6 +87,10 @@ class CropParams:
             raise ConfigError(f"CropParams.margin must be at least 1.0 (the face box), got {self.margin}.")
         if self.detector != "mtcnn":
             raise ConfigError(f"CropParams.detector {self.detector!r} is unknown; the only detector is 'mtcnn'.")
+        if self.detect_size != 0 and self.detect_size < 64:
+            raise ConfigError(
+                f"CropParams.detect_size must be 0 (full resolution) or at least 64 pixels, got {self.detect_size}."
+            )
         if self.sampler != "linspace":
             raise ConfigError(f"CropParams.sampler {self.sampler!r} is unknown; the only sampler is 'linspace'.")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -94,6 +103,7 @@ class CropParams:
             "detector": self.detector,
             "thresholds": list(self.thresholds),
             "min_face_size": self.min_face_size,
+            "detect_size": self.detect_size,
             "version": self.version,
         }
 

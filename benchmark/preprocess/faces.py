@@ -8,18 +8,29 @@ Conventions:
 - The crop is a square of side ``margin * max(w, h)`` centred on the face box. Where it
   reaches past the frame border it is **padded with black** rather than shifted inward, so
   the face stays centred and at the same scale in every frame and every quality.
-- Resizing uses PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
+- Crops are resized with PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
+- Detection runs on a downscaled copy of each frame (``detect_size``, default
+  ``DETECT_SIZE`` = 360: frames whose shorter side is longer are shrunk to it, smaller ones
+  are left alone). MTCNN's cost grows with the pixel count, and at full resolution most of
+  it is spent on pyramid levels that look for faces far smaller than any FF++/DFDC face;
+  boxes and landmarks are mapped back to full-resolution pixels, and crops are still cut
+  from the full-resolution frame (``detection_shape`` gives the exact scale). The price:
+  the smallest face found, ``min_face_size`` (20) pixels in the downscaled copy, is
+  20 / scale pixels in the frame: 40 px in a 720p frame, 56 px in a 1080p frame, while
+  FF++ and DFDC faces are typically well over 100 px tall (a face under 60 px is also too
+  small to be worth a 299 px crop).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-import dfbench  # noqa: F401  (installs the torchvision guard before facenet-pytorch imports torchvision)
+import dfbench  # noqa: F401  (arms the torchvision guard before facenet-pytorch imports torchvision)
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,51 @@ class Detections:
     face_found: np.ndarray  # bool (F,)
 
 
+DETECT_SIZE = 360  # target shorter side, in pixels, of the frame copy MTCNN runs on (see above)
+PYRAMID_FACTOR = 0.709  # MTCNN's scale step between pyramid levels (facenet-pytorch's default)
+
+
+def detection_shape(height: int, width: int, detect_size: int) -> tuple[int, int]:
+    """(height, width) of the copy MTCNN sees; ``detect_size`` 0 means full resolution.
+
+    A frame whose shorter side exceeds ``detect_size`` is shrunk by a whole number of
+    MTCNN pyramid steps (``PYRAMID_FACTOR`` ** j, j >= 1), the j that brings the shorter
+    side nearest ``detect_size`` on a log scale: 720 → 362 (j = 2), 1080 → 385 (j = 3),
+    480 → 340 (j = 1). The copy's pyramid is then, up to rounding, the full-resolution
+    pyramid without its j finest levels, which measurably keeps boxes closer to
+    full-resolution detection than an arbitrary scale (median IoU 0.95 against 0.93 on
+    the 720p/1080p photo fixture). Frames no larger than ``detect_size`` are left alone.
+    """
+    short = min(height, width)
+    if detect_size <= 0 or short <= detect_size:
+        return height, width
+    steps = max(1, round(math.log(detect_size / short) / math.log(PYRAMID_FACTOR)))
+    scale = PYRAMID_FACTOR**steps
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def downscale(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Frames (F, H, W, 3) resized to ``shape`` = (height, width) by FFmpeg's swscale with
+    its area filter (each output pixel averages the input pixels it covers, like the area
+    interpolation MTCNN builds its own pyramid with). swscale rather than PIL: measured
+    about 6x faster on 720p frames, which matters next to a detector run at 1/4 the pixels."""
+    if frames.shape[1:3] == shape:
+        return frames
+    import av  # the decoder's library; imported here so faces.py loads without it
+
+    height, width = shape
+    return np.stack([
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        .reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+        .to_ndarray()
+        for f in frames
+    ])
+
+
 class FaceDetector:
-    """Batched MTCNN. ``detect(frames)`` takes uint8 (F, H, W, 3) frames of one size."""
+    """Batched MTCNN. ``detect(frames)`` takes uint8 (F, H, W, 3) frames of one size and
+    returns boxes and landmarks in their pixels; MTCNN itself sees copies downscaled to
+    ``detect_size`` (shorter side; 0 = full resolution)."""
 
     def __init__(
         self,
@@ -42,10 +96,12 @@ class FaceDetector:
         min_face_size: int = 20,
         batch_size: int = 32,
         device: str = "cpu",
+        detect_size: int = DETECT_SIZE,
     ) -> None:
         from facenet_pytorch import MTCNN  # heavy import; only when detection is needed
 
         self.batch_size = batch_size
+        self.detect_size = detect_size
         self.mtcnn = MTCNN(
             keep_all=True,
             thresholds=list(thresholds),
@@ -63,15 +119,19 @@ class FaceDetector:
         if n == 0 or min(frames.shape[1:3]) < 12:
             # MTCNN's pyramid needs 12 px; smaller frames crash inside it (no face can be found)
             return Detections(boxes, probs, landmarks, found)
+        height, width = frames.shape[1:3]
+        shape = detection_shape(height, width, self.detect_size)
+        # detection pixels → frame pixels: box edges and landmarks scale with the image
+        back = np.array([width / shape[1], height / shape[0]], np.float32)
         for start in range(0, n, self.batch_size):
-            batch = np.ascontiguousarray(frames[start : start + self.batch_size])
+            batch = downscale(np.ascontiguousarray(frames[start : start + self.batch_size]), shape)
             b, p, lm = self.mtcnn.detect(batch, landmarks=True)
             for j in range(len(batch)):
                 if b[j] is None:
                     continue
-                fb = np.asarray(b[j], np.float32).reshape(-1, 4)
+                fb = np.asarray(b[j], np.float32).reshape(-1, 4) * np.tile(back, 2)
                 fp = np.asarray(p[j], np.float32).reshape(-1)
-                fl = np.asarray(lm[j], np.float32).reshape(-1, 5, 2)
+                fl = np.asarray(lm[j], np.float32).reshape(-1, 5, 2) * back
                 area = (fb[:, 2] - fb[:, 0]) * (fb[:, 3] - fb[:, 1])
                 best = int(np.lexsort((-fp, -area))[0])  # largest first, then most confident
                 boxes[start + j] = fb[best]
@@ -79,6 +139,16 @@ class FaceDetector:
                 landmarks[start + j] = fl[best]
                 found[start + j] = True
         return Detections(boxes, probs, landmarks, found)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes ``a[i]`` and ``b[i]`` (both (N, 4)); NaN rows give NaN."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = w * h
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
 
 
 def fill_missing(face_found: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:

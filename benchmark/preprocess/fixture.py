@@ -79,16 +79,40 @@ def _fake_photo(photo: np.ndarray, face: tuple[int, int, int, int], method: str,
 
 
 def _frames(photo: np.ndarray, x: int, y: int, side: int, flip: bool, n: int, size: int) -> list[np.ndarray]:
-    """``n`` frames: the window moves 2 px right and 1 px down (photo pixels) per frame, and
+    """``n`` square frames of ``size`` px from a ``side``-px window at (x, y), see ``_window_frames``."""
+    return _window_frames(photo, x, y, (side, side), flip, n, (size, size))
+
+
+def _window_frames(
+    photo: np.ndarray, x: int, y: int, window: tuple[int, int], flip: bool, n: int, size: tuple[int, int]
+) -> list[np.ndarray]:
+    """``n`` frames of ``size`` = (width, height) px cut from a (width, height) ``window``
+    of the photo: the window moves 2 px right and 1 px down (photo pixels) per frame, and
     back again every 16 frames (a triangle wave), so long videos stay inside the photo."""
     src = photo[:, ::-1] if flip else photo
     frames = []
     for t in range(n):
         d = t % 16 if (t // 16) % 2 == 0 else 16 - t % 16
         x0, y0 = x + 2 * d, y + d
-        window = src[y0 : y0 + side, x0 : x0 + side]
-        frames.append(np.asarray(Image.fromarray(window).resize((size, size), Image.Resampling.BICUBIC)))
+        crop = src[y0 : y0 + window[1], x0 : x0 + window[0]]
+        frames.append(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC)))
     return frames
+
+
+# 16:9 windows (x, y, width, height) in the pixels of the photo padded by _PAD on every
+# side; each holds the whole face, about 40 % of the window's height (an FF++-like framing)
+_PAD = 300
+_WIDE = {"astronaut": (316, 300, 448, 252), "grace": (117, 280, 896, 504)}
+
+
+def render_wide_frames(photo: str, width: int, height: int, n_frames: int) -> list[np.ndarray]:
+    """``n_frames`` frames of ``width`` × ``height`` (e.g. 1280 × 720, 1920 × 1080) showing
+    the face of ``photo`` ("astronaut" or "grace"): a 16:9 window of the photo, its borders
+    extended by repeating the edge pixels (no second face), resized to the frame size and
+    sliding a few pixels per frame."""
+    x, y, ww, wh = _WIDE[photo]
+    padded = np.pad(_photo(photo), ((_PAD, _PAD), (_PAD, _PAD), (0, 0)), mode="edge")
+    return _window_frames(padded, x, y, (ww, wh), False, n_frames, (width, height))
 
 
 def encode_video(frames: Sequence[np.ndarray], path: Path, crf: int, *, gray: bool = False) -> Path:

@@ -168,9 +168,14 @@ _DETECTORS: dict[tuple[Any, ...], FaceDetector] = {}
 
 def _detector(params: CropParams, device: str) -> FaceDetector:
     """One MTCNN per process and setting (building it loads three small networks)."""
-    key = (params.thresholds, params.min_face_size, device)
+    key = (params.thresholds, params.min_face_size, params.detect_size, device)
     if key not in _DETECTORS:
-        _DETECTORS[key] = FaceDetector(thresholds=params.thresholds, min_face_size=params.min_face_size, device=device)
+        _DETECTORS[key] = FaceDetector(
+            thresholds=params.thresholds,
+            min_face_size=params.min_face_size,
+            detect_size=params.detect_size,
+            device=device,
+        )
     return _DETECTORS[key]
 
 
