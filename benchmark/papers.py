@@ -177,7 +177,7 @@ def coverage_rows(reference: pd.DataFrame | None = None) -> pd.DataFrame:
     methods = detector_paper_methods()
     protocols = _protocols()
     all_metrics = {m for spec in protocols for m in spec.metrics} | ROW_COUNTS
-    covered, covered_by, reasons = [], [], []
+    covered, covered_by, reasons, cover_lists = [], [], [], []
     for row in reference.to_dict("records"):
         method = _text(row.get("method"))
         metric = _text(row.get("metric"))
@@ -196,12 +196,14 @@ def coverage_rows(reference: pd.DataFrame | None = None) -> pd.DataFrame:
                     preset = "paper" if "paper" in (spec.raw.get("presets") or {}) else "mini"
                     covers.append(Cover(spec.name, preset, detectors))
         covered.append(bool(covers))
+        cover_lists.append(covers)
         covered_by.append("; ".join(f"{c.protocol} ({c.preset}): {', '.join(c.detectors)}" for c in covers))
         reasons.append("" if covers else _uncovered_reason(row, bool(claimed_by), all_metrics))
     out = reference.copy()
     out["covered"] = covered
     out["covered_by"] = covered_by
     out["reason"] = reasons
+    out["covers"] = cover_lists  # the same as Cover records, for summarize_coverage
     return out
 
 
@@ -210,7 +212,11 @@ def summarize_coverage(rows: pd.DataFrame) -> list[TableCoverage]:
     out: list[TableCoverage] = []
     for (paper, table), part in rows.groupby(["paper", "table"], sort=False):
         entry = TableCoverage(str(paper), str(table), len(part), int(part["covered"].sum()))
-        entry.by = list(dict.fromkeys(b for b in part["covered_by"] if b))
+        detectors: dict[tuple[str, str], dict[str, None]] = {}
+        for covers in part["covers"]:
+            for cover in covers:
+                detectors.setdefault((cover.protocol, cover.preset), {}).update(dict.fromkeys(cover.detectors))
+        entry.by = [f"{protocol} ({preset}): {', '.join(names)}" for (protocol, preset), names in detectors.items()]
         entry.uncovered = sorted(Counter(r for r in part["reason"] if r).items(), key=lambda kv: (-kv[1], kv[0]))
         out.append(entry)
     for (paper, table), reason in TABLES_WITHOUT_NUMBERS.items():
