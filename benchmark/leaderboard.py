@@ -305,7 +305,7 @@ def _level_table(
     reference: pd.DataFrame,
     long_rows: list[dict[str, Any]],
 ) -> Table:
-    cells = protocol_paper_cells(protocol)
+    paper_cells = protocol_paper_cells(protocol)
     columns = _column_order(frame)
     metrics = [m for m in DISPLAY_METRICS if (frame["metric"] == m).any()]
     multi_training = frame["training"].nunique() > 1
@@ -323,7 +323,7 @@ def _level_table(
            if level == "video" else ".")
     )
     cited = ", ".join(
-        _ordered_unique(f"{c.paper} {_table_label(c.paper, c.table)}" for c in cells if c.level == level)
+        _ordered_unique(f"{c.paper} {_table_label(c.paper, c.table)}" for c in paper_cells if c.level == level)
     )
     if cited:
         notes.append(
@@ -355,7 +355,7 @@ def _level_table(
             table.rows.append(TableRow("ours", ["dfbench", *map(str, row_key), str(seeds)], cells))
         methods = detector_paper_methods(str(detector))
         entries = _paper_entries(
-            reference, cells, methods, columns, metrics, level, label_training=not multi_training
+            reference, paper_cells, methods, columns, metrics, level, label_training=not multi_training
         )
         for tables, entry in _merge_identical(entries):
             # paper rows sit right under the detector they belong to: "beside ours"
