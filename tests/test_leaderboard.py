@@ -13,11 +13,8 @@ import pandas as pd
 import pytest
 
 from dfbench.benchmark.leaderboard import (
-    _paper_entries,
     build_leaderboard,
-    detector_paper_methods,
     load_reference,
-    protocol_paper_cells,
 )
 
 EVIL = "<script>alert(1)</script>"
