@@ -134,8 +134,19 @@ class PaperCell:
         return all(text(key) == value for key, value in self.match)
 
 
-def _paper_cells(raw: Any, source: str, trainings: list[TrainingSpec], tests: list[TestSpec]) -> tuple[PaperCell, ...]:
-    """Validate ``paper_cells:``: groups of cells sharing paper, tables, level and match fields."""
+def paper_table_label(paper: str, table: str) -> str:
+    """How ``paper_tables:`` names a table: "two_gen_bat II", "big_arts 4", "two_gen_bat text (App. C)"."""
+    return f"{paper} {table.removeprefix('Table ')}"
+
+
+def _paper_cells(
+    raw: Any, source: str, trainings: list[TrainingSpec], tests: list[TestSpec], listed: tuple[str, ...]
+) -> tuple[PaperCell, ...]:
+    """Validate ``paper_cells:``: groups of cells sharing paper, tables, level and match fields.
+
+    Every table a cell cites must be listed in the protocol's ``paper_tables`` (the summary a
+    reader sees first), so the two never disagree.
+    """
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -157,6 +168,12 @@ def _paper_cells(raw: Any, source: str, trainings: list[TrainingSpec], tests: li
         if level not in PAPER_CELL_LEVELS:
             raise ConfigError(f"{where}.level must be one of {list(PAPER_CELL_LEVELS)}, got {level!r}.")
         tables = _tuple_or_none(group["tables"], f"{where}.tables") or ()
+        unlisted = [t for t in tables if paper_table_label(str(group["paper"]), t) not in listed]
+        if unlisted:
+            raise ConfigError(
+                f"{where} cites {[paper_table_label(str(group['paper']), t) for t in unlisted]}, "
+                f"which paper_tables does not list ({list(listed)})."
+            )
         base_match = _match(group.get("match"), f"{where}.match")
         if not isinstance(group["cells"], list) or not group["cells"]:
             raise ConfigError(f"{where}.cells must be a non-empty list.")
@@ -344,7 +361,9 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         trainings=tuple(trainings),
         tests=tuple(tests),
         options=dict(spec.get("options") or {}),
-        paper_cells=_paper_cells(spec.get("paper_cells"), source, trainings, tests),
+        paper_cells=_paper_cells(
+            spec.get("paper_cells"), source, trainings, tests, tuple(str(t) for t in spec.get("paper_tables", []))
+        ),
         raw={**{k: v for k, v in spec.items() if k != "paper_cells"}, "_preset": preset},
     )
 

@@ -151,7 +151,7 @@ def test_detectors_declare_their_paper_names() -> None:
 
 def _spec(paper_cells: object) -> dict:
     return {
-        "name": "p", "version": 1,
+        "name": "p", "version": 1, "paper_tables": ["qad 4"],
         "trainings": [{"name": "t", "data": [{"dataset": "ffpp", "qualities": ["c23"]}]}],
         "tests": [{"name": "a", "data": [{"dataset": "ffpp"}]}, {"name": "b", "data": [{"dataset": "ffpp"}]}],
         "paper_cells": paper_cells,
@@ -172,6 +172,7 @@ def test_paper_cells_are_validated() -> None:
         ([{**ok[0], "cells": [{"test": "a", "match": {"dataset": "x"}}]}], "unknown key"),
         ([{**ok[0], "cells": [{"test": "a", "strength": 3}]}], "not a value of the test's perturbation"),
         ([{k: v for k, v in ok[0].items() if k != "level"}], "lacks the required key 'level'"),
+        ([{**ok[0], "tables": ["Table 5"]}], r"cites \['qad 5'\], which paper_tables does not list"),
     ]
     for cells, message in bad:
         with pytest.raises(ConfigError, match=message):
