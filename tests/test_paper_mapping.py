@@ -239,3 +239,22 @@ def test_leaderboard_csv_carries_the_mean_cell_and_its_paper_value(tmp_path: Pat
     assert mean.loc[mean["source"] == "dfbench", "mean"].item() == pytest.approx(0.8)
     paper = mean[(mean["source"] == "paper") & (mean["paper_backbone"] == "ResNet-50")]
     assert paper["mean"].item() == pytest.approx(0.8885) and paper["paper_table"].item() == "Table 3"
+
+
+def test_rows_carry_the_selection_as_fields_and_old_rows_read_empty() -> None:
+    from dfbench.benchmark.procedures import _structured
+    from dfbench.benchmark.results import RESULT_COLUMNS, normalize_rows
+
+    spec = load_protocol("laundering")
+    ffpp = next(t for t in spec.trainings if t.name == "FF++/c23")
+    assert _structured("train", ffpp.data) == {
+        "train_dataset": "ffpp",
+        "train_methods": "Deepfakes+Face2Face+FaceSwap+NeuralTextures",
+        "train_qualities": "c23",
+    }
+    cdf = next(t for t in spec.tests if t.name == "CDF/h264")
+    assert _structured("test", cdf.data) == {"test_dataset": "celebdf", "test_methods": "all", "test_qualities": "all"}
+    new = {"train_dataset", "train_methods", "train_qualities", "test_dataset", "test_methods", "test_qualities"}
+    assert new <= set(RESULT_COLUMNS)
+    old = normalize_rows(pd.DataFrame([{"protocol": "p", "detector": "erm", "test": "t", "metric": "auc", "value": 0.5}]))
+    assert old.loc[0, sorted(new)].tolist() == [""] * len(new)
