@@ -231,7 +231,9 @@ def render_coverage(tables: list[TableCoverage], *, details: bool = True) -> str
     lines: list[str] = []
     total = sum(t.printed for t in tables)
     done = sum(t.covered for t in tables)
-    lines.append(f"dfbench has a cell for {done} of the {total} numbers the five papers print ({_pct(done, total)}).")
+    papers = list(dict.fromkeys(t.paper for t in tables))
+    whose = "the five papers" if len(papers) == 5 else ", ".join(papers)
+    lines.append(f"dfbench has a cell for {done} of the {total} numbers {whose} print ({_pct(done, total)}).")
     paper = None
     for t in tables:
         if t.paper != paper:
