@@ -3,11 +3,13 @@
 Per protocol, tables follow the papers' layout: one row per detector (× variant) × backbone,
 columns test cell × metric (AUC, ACC), one table for video-level and one for frame-level
 metrics, each cell "mean ± std over seeds" with the mean per-seed 95% bootstrap interval.
-Below each of our detectors come the numbers the papers print for the same method in the
-tables that protocol reproduces, matched cell by cell through the small declarative mapping
-below (protocol → paper tables, detector → paper method names, test-cell vocabulary → the
-reference CSV's test_data/test_quality/perturbation). Anything unmapped simply has no paper
-row. Every table states which data its numbers came from.
+Below each of our detectors come the numbers the papers print for the same method, cell by
+cell, as declared elsewhere: a protocol's ``paper_cells:`` (YAML) says which paper table
+cells each of its cells reproduces, at which level; a detector's registration says which
+paper method names it is (``paper_methods``). This module holds no per-protocol or
+per-detector names and parses no display strings; anything undeclared has no paper row. A
+final section reports, per paper table, how many printed numbers have a dfbench cell
+(``dfbench.benchmark.papers``). Every table states which data its numbers came from.
 
 Everything a user can name (detector, variant, backbone, test cell, ...) reaches the HTML
 only through Jinja2 with autoescaping on, and the page forbids scripts by its CSP.
@@ -473,6 +475,7 @@ def _render_markdown(sections: list[Section], coverage: Iterable[Section] = ()) 
         version = f" (v{_md_escape(section.version)})" if section.version else ""
         lines += [f"## {_md_escape(section.protocol)}{version}", ""]
         lines += [f"> {_md_escape(n)}" for n in section.notes]
+        lines += [""] if section.notes else []
         for table in section.tables:
             lines += [f"### {_md_escape(table.title)}", ""]
             lines += [f"*{_md_escape(n)}*  " for n in table.notes]
