@@ -8,6 +8,7 @@
   dfbench datasets check ROOT [--dataset ffpp]
   dfbench data synth [--out DIR] [--scale mini]
   dfbench list detectors|protocols|datasets
+  dfbench papers [--paper P] [--brief] [--csv FILE]             # which paper numbers dfbench reproduces
 
 User mistakes end with one ``error:`` line and exit code 2, never a traceback.
 """
@@ -100,6 +101,26 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     paths = build_leaderboard(results, out, reference=load_reference())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_papers(args: argparse.Namespace) -> int:
+    """Per paper table: printed numbers, those with a dfbench cell, and why the rest have none."""
+    from dfbench.benchmark.leaderboard import load_reference
+    from dfbench.benchmark.papers import coverage_rows, render_coverage, summarize_coverage
+
+    reference = load_reference()
+    if args.paper:
+        known = sorted(reference["paper"].unique())
+        if args.paper not in known:
+            raise ConfigError(f"Unknown paper {args.paper!r}; the reference CSV has {', '.join(known)}.")
+        reference = reference[reference["paper"] == args.paper]
+    rows = coverage_rows(reference)
+    tables = [t for t in summarize_coverage(rows) if not args.paper or t.paper == args.paper]
+    print(render_coverage(tables, details=not args.brief), end="")
+    if args.csv:
+        rows.drop(columns=["covers"]).to_csv(args.csv, index=False)
+        print(f"csv: {args.csv}")
     return 0
 
 
@@ -290,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="results directory")
     p.add_argument("--out", help="output folder (default: beside the results directory)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("papers", help="which of the papers' printed numbers dfbench has a cell for")
+    p.add_argument("--paper", help="one paper only (two_gen_bat, pbnet, pim, big_arts, qad)")
+    p.add_argument("--brief", action="store_true", help="counts only, no reasons")
+    p.add_argument("--csv", help="also write every printed number with covered / covered_by / reason")
+    p.set_defaults(func=cmd_papers)
 
     p = sub.add_parser("check", help="regression check of AUCs against the stored reference")
     p.add_argument("--protocol", help="run this protocol first (small mini run)")

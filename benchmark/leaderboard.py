@@ -3,11 +3,13 @@
 Per protocol, tables follow the papers' layout: one row per detector (× variant) × backbone,
 columns test cell × metric (AUC, ACC), one table for video-level and one for frame-level
 metrics, each cell "mean ± std over seeds" with the mean per-seed 95% bootstrap interval.
-Below each of our detectors come the numbers the papers print for the same method in the
-tables that protocol reproduces, matched cell by cell through the small declarative mapping
-below (protocol → paper tables, detector → paper method names, test-cell vocabulary → the
-reference CSV's test_data/test_quality/perturbation). Anything unmapped simply has no paper
-row. Every table states which data its numbers came from.
+Below each of our detectors come the numbers the papers print for the same method, cell by
+cell, as declared elsewhere: a protocol's ``paper_cells:`` (YAML) says which paper table
+cells each of its cells reproduces, at which level; a detector's registration says which
+paper method names it is (``paper_methods``). This module holds no per-protocol or
+per-detector names and parses no display strings; anything undeclared has no paper row. A
+final section reports, per paper table, how many printed numbers have a dfbench cell
+(``dfbench.benchmark.papers``). Every table states which data its numbers came from.
 
 Everything a user can name (detector, variant, backbone, test cell, ...) reaches the HTML
 only through Jinja2 with autoescaping on, and the page forbids scripts by its CSP.
@@ -21,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ import jinja2
 import pandas as pd
 
 from dfbench.benchmark.errors import DfbenchError
+from dfbench.benchmark.papers import claims
+from dfbench.benchmark.protocol import PaperCell, load_protocol
 from dfbench.benchmark.results import atomic_write_bytes, empty_results, normalize_rows, summarize
 
 REFERENCE_PACKAGE = "dfbench.reference"
@@ -47,125 +52,25 @@ DATA_KIND_NOTES = {
 }
 
 
-# --------------------------------------------------------------------------- declarative mapping
-@dataclass(frozen=True)
-class ProtocolPaperMap:
-    """Which paper tables a protocol reproduces, and the dataset a cell means when it names none."""
-
-    tables: tuple[tuple[str, str], ...]  # (paper, table) as in the reference CSV
-    default_test_data: str | None = None  # e.g. cross_quality cells "raw->c40" are FF++/NT
-    # CSV fields a paper row leaves empty but that table's text settles (QAD Table 4 prints no
-    # dataset; its notes place it on FF++/NT, quality-agnostic): applied to paper rows only
-    paper_unstated: tuple[tuple[str, str], ...] = ()
-
-    def complete(self, paper: Mapping[str, Any]) -> Mapping[str, Any]:
-        """A paper row with the fields it leaves empty filled from ``paper_unstated``."""
-        missing = {k: v for k, v in self.paper_unstated if not _text(paper.get(k))}
-        return {**paper, **missing} if missing else paper
+# --------------------------------------------------------------------------- declarations
+# What our cells reproduce is declared where it belongs: a protocol's ``paper_cells:`` (YAML)
+# and a detector's ``paper_methods`` (its registration). This module only reads them.
+@cache
+def protocol_paper_cells(protocol: str) -> tuple[PaperCell, ...]:
+    """The shipped protocol's paper cells; none for a protocol dfbench does not ship."""
+    try:
+        return load_protocol(protocol).paper_cells
+    except DfbenchError:
+        return ()
 
 
-PROTOCOL_TABLES: dict[str, ProtocolPaperMap] = {
-    # two_gen_bat: EfficientNet tables I-V, their Xception counterparts VIII-XI.
-    "cross_manipulation": ProtocolPaperMap(
-        (("two_gen_bat", "I"), ("two_gen_bat", "IV"), ("two_gen_bat", "VIII"), ("two_gen_bat", "X"))
-    ),
-    "cross_quality": ProtocolPaperMap(
-        (("two_gen_bat", "II"), ("two_gen_bat", "V"), ("two_gen_bat", "IX"), ("two_gen_bat", "XI")),
-        default_test_data="FF++/NT",
-    ),
-    "all_qualities": ProtocolPaperMap((("two_gen_bat", "III"),), default_test_data="FF++/NT"),
-    "cross_dataset": ProtocolPaperMap(
-        (("pim", "IV"), ("pim", "V"), ("pim", "VIII"), ("big_arts", "Table 4")), default_test_data=None
-    ),
-    "partial_manipulation": ProtocolPaperMap((("big_arts", "Table 7"),), default_test_data="CDF"),
-    "laundering": ProtocolPaperMap((("big_arts", "Table 8"),), default_test_data="CDF"),
-    "quality_agnostic": ProtocolPaperMap(
-        (("qad", "Table 1"), ("qad", "Table 2"), ("qad", "Table 3")), default_test_data="FF++/NT"
-    ),
-    "qad_ablation": ProtocolPaperMap(
-        (("qad", "Table 4"),),
-        default_test_data="FF++/NT",
-        paper_unstated=(("test_data", "FF++/NT"), ("test_quality", "mixed")),
-    ),
-    "compression_remedy": ProtocolPaperMap((("pbnet", "III"), ("pbnet", "X")), default_test_data="FF++/NT"),
-}
+@cache
+def detector_paper_methods(detector: str) -> tuple[str, ...]:
+    """The paper method names a registered detector declares; none for an unknown name."""
+    from dfbench.benchmark.papers import detector_paper_methods as every_detector
 
-# Registered detector name → the method names the papers print for that recipe.
-DETECTOR_METHODS: dict[str, tuple[str, ...]] = {
-    "erm": ("ERM",),
-    "aug_noise": ("Gaussian Noise",),
-    "aug_blur": ("Gaussian Blur",),
-    "aug_jpeg": ("JPEG Compression",),
-    "aug_combined": ("Combined Traditional",),
-    "grad_aat": ("Grad-AAT",),
-    "grad_sat": ("Grad-SAT",),
-    "grad_bat": ("Grad-BAT",),
-    "gen_bat": ("Gen-BAT",),
-    "two_gen_bat": ("Two-Gen-BAT",),
-    "combined_at": ("Combined AT",),
-    # PBNet's tables print the frozen detector (RECG ×) as ERM beside it with the bleach (✓)
-    "pbnet": ("PBNet", "ERM"),
-    "pim": ("PIM",),
-    # PIM Table VIII: SAM is DualFlat with α=0, β=1; our DualFlat default is the balanced α:β.
-    "sam": ("DualFlat (a+b=1.0, a:b=0.0:1.0)",),
-    "dualflat": ("DualFlat (a+b=1.0, a:b=0.5:0.5)",),
-    "big_arts": ("BiG-Arts",),
-    "qad": ("QAD",),
-    # QAD Table 4 (loss ablation) method names
-    "qad_pairwise": ("Coll. loss: Pairwise",),
-    "qad_hsic_only": ("Coll. loss: HSIC",),
-    "qad_awp_only": ("Adv. loss: AWP-XE",),
-}
+    return every_detector().get(detector, ())
 
-# Dataset words a test cell or a row's test_data may use → the reference CSV's test_data.
-DATA_ALIASES: dict[str, str] = {
-    "nt": "FF++/NT",
-    "neuraltextures": "FF++/NT",
-    "df": "FF++/DF",
-    "deepfakes": "FF++/DF",
-    "f2f": "FF++/F2F",
-    "face2face": "FF++/F2F",
-    "fs": "FF++/FS",
-    "faceswap": "FF++/FS",
-    "fsh": "FF++/FSH",
-    "faceshifter": "FF++/FSH",
-    "ffpp": "FF++",
-    "ff++": "FF++",
-    "faceforensics": "FF++",
-    "cdf": "CDF",
-    "celebdf": "CDF",
-    "celeb-df": "CDF",
-    "cdfv2": "CDFv2",
-    "dfdcp": "DFDCP",
-    "dfdc": "DFDC",
-    "wdf": "WDF",
-    "wilddeepfake": "WDF",
-    "dfd": "DFD",
-    "deepfakedetection": "DFD",
-}
-_KNOWN_DATA = frozenset(DATA_ALIASES.values())
-# The CSV writes Celeb-DF as "CDF" (version not stated) or "CDFv2"; both mean our Celeb-DF cell.
-DATA_EQUIVALENTS: dict[str, tuple[str, ...]] = {"CDF": ("CDF", "CDFv2"), "CDFv2": ("CDFv2", "CDF")}
-QUALITY_ALIASES: dict[str, str] = {
-    "raw": "raw",
-    "c0": "raw",
-    "c23": "c23",
-    "hq": "c23",
-    "c40": "c40",
-    "lq": "c40",
-    "mixed": "mixed",
-    "all": "mixed",
-}
-# Perturbation family words → one canonical family (CSV "crf=5" is family "crf", strength 5).
-PERTURBATION_ALIASES: dict[str, str] = {
-    "h264": "crf",
-    "h264_crf": "crf",
-    "crf": "crf",
-    "random_jpeg": "jpeg_random",
-    "jpeg_random": "jpeg_random",
-}
-# CSV perturbation labels that describe the test setting rather than an applied perturbation.
-DESCRIPTIVE_PERTURBATIONS = frozenset({"video_compression"})
 
 
 # --------------------------------------------------------------------------- reference CSV
@@ -191,180 +96,6 @@ def _text(value: Any) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value).strip()
-
-
-# --------------------------------------------------------------------------- cell matching
-@dataclass(frozen=True)
-class CellSpec:
-    """What a column of ours means in the reference CSV's vocabulary (None = not stated)."""
-
-    train_data: str | None
-    train_quality: str | None
-    test_data: str | None
-    test_quality: str | None
-    perturbation: str | None
-    strength: float | None
-
-
-def _norm_data(word: str) -> str | None:
-    word = word.strip()
-    if not word:
-        return None
-    lowered = word.lower()
-    if lowered in DATA_ALIASES:
-        return DATA_ALIASES[lowered]
-    # "ffpp/NT", "FF++/nt", "ffpp_nt": a FaceForensics++ method written with its dataset.
-    match = re.fullmatch(r"(?:ffpp|ff\+\+)[/_:-](\w+)", lowered)
-    if match and match.group(1) in DATA_ALIASES:
-        return DATA_ALIASES[match.group(1)]
-    return word
-
-
-def _norm_quality(word: str) -> str | None:
-    return QUALITY_ALIASES.get(word.strip().lower()) if word.strip() else None
-
-
-def _norm_perturbation(text: str) -> tuple[str | None, float | None]:
-    """(family, strength-from-text) with "partial:" prefixes and aliases removed."""
-    text = text.strip().lower()
-    if not text:
-        return None, None
-    text = re.sub(r"^partial[:_-]", "", text)
-    strength: float | None = None
-    if "=" in text:
-        name, _, raw = text.partition("=")
-        text = name.strip()
-        try:
-            strength = float(raw)
-        except ValueError:
-            strength = None
-    return PERTURBATION_ALIASES.get(text, text), strength
-
-
-def _parse_cell_name(name: str) -> tuple[str | None, str | None, list[str]]:
-    """(dataset, quality, leftover words) from a cell name such as "NT/raw", "CDF", "DF/c23"."""
-    data: str | None = None
-    quality: str | None = None
-    leftover: list[str] = []
-    # Keep "FF++" whole; split on "/", whitespace and "·".
-    for token in (t for t in re.split(r"[/\s·]+", name) if t):
-        q = _norm_quality(token)
-        d = _norm_data(token) if token.lower() in DATA_ALIASES else None
-        if q is not None and quality is None:
-            quality = q
-        elif d is not None:
-            # "ffpp/NT": the method is more specific than the dataset it belongs to.
-            if data is None or (data == "FF++" and d.startswith("FF++/")):
-                data = d
-        else:
-            leftover.append(token)
-    return data, quality, leftover
-
-
-def _norm_qualities(text: str) -> str | None:
-    """One quality, or "mixed" for several joined with "+" ("raw+c23+c40"); None when unstated."""
-    parts = [p for p in text.split("+") if p.strip()]
-    if len(parts) > 1:
-        return "mixed"
-    return _norm_quality(parts[0]) if parts else None
-
-
-# DataSpec.describe() in the runner's rows: "<dataset>:<methods joined by +>@<qualities joined by +>",
-# several specs joined by "+" ("ffpp:NeuralTextures@raw+ffpp:Deepfakes@raw").
-_DESCRIBED = re.compile(r"([A-Za-z0-9_-]+):([^@]*)@([A-Za-z0-9]+(?:\+(?![A-Za-z0-9_-]+:)[A-Za-z0-9]+)*)")
-
-
-def _parse_data_text(text: str) -> tuple[str | None, str | None]:
-    """(dataset, quality) in the CSV's vocabulary from a row's train_data/test_data text."""
-    specs = _DESCRIBED.findall(text)
-    if not specs:
-        return (_norm_data(text) if text else None), None
-    datasets: list[str] = []
-    qualities: list[str | None] = []
-    for dataset, methods, quality in specs:
-        name = DATA_ALIASES.get(dataset.lower(), dataset)
-        method_list = [m for m in methods.split("+") if m and m != "all"]
-        if name == "FF++" and len(method_list) == 1:
-            name = DATA_ALIASES.get(method_list[0].lower(), name)
-        datasets.append(name)
-        qualities.append(None if quality == "all" else _norm_qualities(quality))
-    unique = set(datasets)
-    if len(unique) == 1:
-        data: str | None = datasets[0]
-    elif all(d.startswith("FF++") for d in unique):
-        data = "FF++"  # several FF++ methods together: the FF++ test set as the papers name it
-    else:
-        data = None
-    unique_q = set(qualities)
-    quality_out = qualities[0] if len(unique_q) == 1 else "mixed"
-    return data, quality_out
-
-
-def column_spec(column: Mapping[str, Any], mapping: ProtocolPaperMap | None) -> CellSpec:
-    """Translate one of our result columns (row fields) into the reference CSV's vocabulary.
-
-    The row's train_/test_ data and quality fields win; the cell names ("NT/c23", "raw->c40",
-    "CDF") fill what those leave unstated; the protocol's default dataset comes last.
-    """
-    test = _text(column.get("test"))
-    arrow_train: str | None = None
-    if re.search(r"->|→", test):  # "raw->c40": training quality -> test quality
-        left, _, test = re.split(r"(->|→)", test, maxsplit=1)
-        arrow_train = _norm_quality(left)
-    name_data, name_quality, leftover = _parse_cell_name(test)
-    train_name_data, train_name_quality, _ = _parse_cell_name(_text(column.get("training")))
-
-    test_data, test_quality = _parse_data_text(_text(column.get("test_data")))
-    test_data = test_data if test_data in _KNOWN_DATA else name_data or test_data
-    if test_data is None and mapping is not None:
-        test_data = mapping.default_test_data
-    test_quality = test_quality or _norm_qualities(_text(column.get("test_quality"))) or name_quality
-
-    train_data, train_quality = _parse_data_text(_text(column.get("train_data")))
-    train_data = train_data if train_data in _KNOWN_DATA else train_name_data or train_data
-    train_quality = (
-        train_quality
-        or _norm_qualities(_text(column.get("train_quality")))
-        or arrow_train
-        or train_name_quality
-    )
-
-    perturbation_text = _text(column.get("perturbation")) or (leftover[0] if len(leftover) == 1 else "")
-    family, text_strength = _norm_perturbation(perturbation_text)
-    strength = column.get("strength")
-    strength = float(strength) if strength is not None and not pd.isna(strength) else text_strength
-    return CellSpec(train_data, train_quality, test_data, test_quality, family, strength)
-
-
-def _optional_equal(a: str | None, b: str | None) -> bool:
-    """Equal, or one side does not state it (the CSV leaves unstated settings empty)."""
-    return a is None or b is None or a == b
-
-
-def paper_row_matches(paper: Mapping[str, Any], spec: CellSpec) -> bool:
-    """Whether one reference-CSV row reports the cell ``spec`` describes."""
-    paper_data = _text(paper.get("test_data"))
-    if not paper_data or spec.test_data is None:
-        return False
-    if paper_data not in DATA_EQUIVALENTS.get(spec.test_data, (spec.test_data,)):
-        return False
-    if not _optional_equal(_norm_quality(_text(paper.get("test_quality"))), spec.test_quality):
-        return False
-    if not _optional_equal(_norm_quality(_text(paper.get("train_quality"))), spec.train_quality):
-        return False
-    # Training data must agree when both sides state it: a paper row trained on other data
-    # (FF++ Deepfakes only, or FF++ reals + blended images) is a different experiment.
-    if not _optional_equal(_text(paper.get("train_data")) or None, spec.train_data):
-        return False
-    raw = _text(paper.get("perturbation"))
-    if raw in DESCRIPTIVE_PERTURBATIONS:
-        raw = ""
-    family, strength = _norm_perturbation(raw)
-    if family is None:
-        return spec.perturbation is None
-    if family != spec.perturbation:
-        return False
-    return strength is None or (spec.strength is not None and math.isclose(strength, spec.strength))
 
 
 # --------------------------------------------------------------------------- table model
@@ -482,54 +213,66 @@ class _PaperEntry:
     table: str
     method: str
     backbone: str
-    train_data: str
-    train_quality: str
+    train: str  # what the paper trained on, "" where our column labels say it
     values: dict[tuple[tuple[Any, ...], str], float]
+
+
+def _cells_for(cells: Iterable[PaperCell], column: tuple[Any, ...]) -> list[PaperCell]:
+    """The paper cells one of our columns (training, test, perturbation, strength) reproduces."""
+    training, test, perturbation, strength = column
+    return [
+        c
+        for c in cells
+        if c.name == test
+        and (c.training is None or c.derived or c.training == training)
+        and c.perturbation == perturbation
+        and (c.strength is None or (strength is not None and math.isclose(c.strength, strength)))
+    ]
 
 
 def _paper_entries(
     reference: pd.DataFrame,
-    mapping: ProtocolPaperMap | None,
+    cells: tuple[PaperCell, ...],
     methods: tuple[str, ...],
-    specs: Mapping[tuple[Any, ...], CellSpec],
+    columns: Iterable[tuple[Any, ...]],
     metrics: Iterable[str],
     level: str,
+    *,
+    label_training: bool = True,
 ) -> list[_PaperEntry]:
-    """Paper rows (one per paper × table × method × backbone × training data) that fill our columns."""
-    if mapping is None or not methods or reference.empty:
+    """Paper rows (one per paper × table × method × backbone [× training]) that fill our columns.
+
+    A reference row fills a column when one of the column's declared paper cells reports it at
+    this level and the detector's registration names its method. ``label_training``: the row
+    says what the paper trained on (off where our column labels already name the training).
+    """
+    if not cells or not methods or reference.empty:
         return []
     metrics = set(metrics)
-    wanted = set(mapping.tables)
-    several_train_data = len({spec.train_data for spec in specs.values()}) > 1
+    by_column = {column: _cells_for(cells, column) for column in columns}
+    by_column = {k: v for k, v in by_column.items() if v}
+    if not by_column:
+        return []
+    tables = {(c.paper, c.table) for cs in by_column.values() for c in cs}
     entries: dict[tuple[str, ...], _PaperEntry] = {}
     for paper in reference.to_dict("records"):
-        if (_text(paper.get("paper")), _text(paper.get("table"))) not in wanted:
+        if (_text(paper.get("paper")), _text(paper.get("table"))) not in tables:
             continue
-        if _text(paper.get("method")) not in methods or _text(paper.get("metric")) not in metrics:
+        method = _text(paper.get("method"))
+        metric = _text(paper.get("metric"))
+        if metric not in metrics or not claims(methods, _text(paper.get("paper")), method):
             continue
-        paper_level = _text(paper.get("level")) or DEFAULT_LEVEL  # unstated level: the default view
-        if paper_level != level:
-            continue
-        metric = _text(paper["metric"])
         value = _paper_fraction(float(paper["value"]), metric, _text(paper.get("notes")))
-        # Where our columns state the training quality (cross_quality: "raw->c40"), the paper's
-        # train quality is matched per column and its rows merge into one; otherwise papers rows
-        # trained at different qualities stay separate rows, labelled with what they trained on.
-        # Likewise for training data where our columns come from several trainings
-        # (compression_remedy: "FS/c23 -> FS/c40", ...): one paper row per backbone.
-        paper = mapping.complete(paper)
-        for column, spec in specs.items():
-            if not paper_row_matches(paper, spec):
+        for column, column_cells in by_column.items():
+            if not any(c.level == level and c.reports(paper) for c in column_cells):
                 continue
-            tq = "" if spec.train_quality else _text(paper.get("train_quality"))
-            td = "" if spec.train_data and several_train_data else _text(paper.get("train_data"))
+            train = " ".join(t for t in (_text(paper.get("train_data")), _text(paper.get("train_quality"))) if t)
             group = (
                 _text(paper["paper"]),
                 _text(paper["table"]),
-                _text(paper["method"]),
+                method,
                 _text(paper.get("backbone")),
-                td,
-                tq,
+                train if label_training else "",
             )
             entry = entries.setdefault(group, _PaperEntry(*group, values={}))
             entry.values.setdefault((column, metric), value)
@@ -541,12 +284,11 @@ def _merge_identical(entries: list[_PaperEntry]) -> list[tuple[list[str], _Paper
     merged: list[tuple[list[str], _PaperEntry]] = []
     for entry in entries:
         for tables, kept in merged:
-            same_row = (kept.paper, kept.method, kept.backbone, kept.train_data, kept.train_quality) == (
+            same_row = (kept.paper, kept.method, kept.backbone, kept.train) == (
                 entry.paper,
                 entry.method,
                 entry.backbone,
-                entry.train_data,
-                entry.train_quality,
+                entry.train,
             )
             if same_row and kept.values == entry.values:
                 tables.append(_table_label(entry.paper, entry.table))
@@ -565,18 +307,14 @@ def _level_table(
     reference: pd.DataFrame,
     long_rows: list[dict[str, Any]],
 ) -> Table:
-    mapping = PROTOCOL_TABLES.get(protocol)
+    paper_cells = protocol_paper_cells(protocol)
     columns = _column_order(frame)
     metrics = [m for m in DISPLAY_METRICS if (frame["metric"] == m).any()]
     multi_training = frame["training"].nunique() > 1
     labels = {c: _column_label(c, multi_training) for c in columns}
-    records = frame.to_dict("records")
-    specs: dict[tuple[Any, ...], CellSpec] = {}
     values: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for record in records:
-        column = _col_key(record)
-        specs.setdefault(column, column_spec(record, mapping))
-        values.setdefault((*(record[k] for k in ROW_KEY), *column, record["metric"]), record)
+    for record in frame.to_dict("records"):
+        values.setdefault((*(record[k] for k in ROW_KEY), *_col_key(record), record["metric"]), record)
 
     notes = [DATA_KIND_NOTES.get(data_kind, f"Data: {data_kind or 'unknown'} (data kind not recognised).")]
     notes.append(
@@ -586,11 +324,13 @@ def _level_table(
         + ("; a test video that yielded no frames scores 0.5 and is counted (shown as 'N failed videos')."
            if level == "video" else ".")
     )
-    if mapping is not None:
-        cited = ", ".join(f"{p} {_table_label(p, t)}" for p, t in mapping.tables)
+    cited = ", ".join(
+        _ordered_unique(f"{c.paper} {_table_label(c.paper, c.table)}" for c in paper_cells if c.level == level)
+    )
+    if cited:
         notes.append(
             f"Paper rows: numbers as printed in {cited} (converted to %), with the paper's own backbone,"
-            " data and schedule; a paper that states no level is shown in the video-level table."
+            f" data and schedule, at the level the protocol's paper_cells state for them ({level})."
         )
     table = Table(
         title=f"{protocol} (v{version}) — {level}-level — {data_kind or 'unknown data'}",
@@ -615,20 +355,22 @@ def _level_table(
                     else:
                         cells.append("")
             table.rows.append(TableRow("ours", ["dfbench", *map(str, row_key), str(seeds)], cells))
-        methods = DETECTOR_METHODS.get(str(detector), ())
-        entries = _paper_entries(reference, mapping, methods, specs, metrics, level)
+        methods = detector_paper_methods(str(detector))
+        entries = _paper_entries(
+            reference, paper_cells, methods, columns, metrics, level, label_training=not multi_training
+        )
         for tables, entry in _merge_identical(entries):
             # paper rows sit right under the detector they belong to: "beside ours"
             source = f"paper: {entry.paper} {', '.join(tables)}"
-            train = " ".join(t for t in (entry.train_data, entry.train_quality) if t)
-            cells = [
+            train = entry.train
+            row_cells = [
                 _pct(entry.values[(c, m)]) if (c, m) in entry.values else "" for c in columns for m in metrics
             ]
             table.rows.append(
                 TableRow(
                     "paper",
                     [source, entry.method, f"trained on {train}" if train else "", entry.backbone, "", ""],
-                    cells,
+                    row_cells,
                 )
             )
             for (column, metric), value in entry.values.items():
@@ -664,7 +406,7 @@ def _curve_figures(frame: pd.DataFrame, reference: pd.DataFrame, protocol: str) 
         return []
     level = DEFAULT_LEVEL if (curves["level"] == DEFAULT_LEVEL).any() else str(curves["level"].iloc[0])
     curves = curves[curves["level"] == level]
-    mapping = PROTOCOL_TABLES.get(protocol)
+    cells = protocol_paper_cells(protocol)
     figures: list[Figure] = []
     for perturbation in _ordered_unique(curves["perturbation"]):
         part = curves[curves["perturbation"] == perturbation]
@@ -685,14 +427,9 @@ def _curve_figures(frame: pd.DataFrame, reference: pd.DataFrame, protocol: str) 
                 label=label,
             )
         for detector in _ordered_unique(part["detector"]):
-            specs = {
-                _col_key(r): column_spec(r, mapping)
-                for r in part[part["detector"] == detector].to_dict("records")
-            }
+            columns = _ordered_unique(_col_key(r) for r in part[part["detector"] == detector].to_dict("records"))
             for _, entry in _merge_identical(
-                _paper_entries(
-                    reference, mapping, DETECTOR_METHODS.get(str(detector), ()), specs, ("auc",), level
-                )
+                _paper_entries(reference, cells, detector_paper_methods(str(detector)), columns, ("auc",), level)
             ):
                 points = sorted((c[3], v) for (c, _), v in entry.values.items())
                 if points:
@@ -730,13 +467,15 @@ def _md_escape(text: str) -> str:
     )
 
 
-def _render_markdown(sections: list[Section]) -> str:
+def _render_markdown(sections: list[Section], coverage: Iterable[Section] = ()) -> str:
     lines = ["# dfbench leaderboard", ""]
     if not sections:
         lines += ["No results stored yet.", ""]
-    for section in sections:
-        lines += [f"## {_md_escape(section.protocol)} (v{_md_escape(section.version)})", ""]
+    for section in [*sections, *coverage]:
+        version = f" (v{_md_escape(section.version)})" if section.version else ""
+        lines += [f"## {_md_escape(section.protocol)}{version}", ""]
         lines += [f"> {_md_escape(n)}" for n in section.notes]
+        lines += [""] if section.notes else []
         for table in section.tables:
             lines += [f"### {_md_escape(table.title)}", ""]
             lines += [f"*{_md_escape(n)}*  " for n in table.notes]
@@ -764,11 +503,95 @@ def _environment() -> jinja2.Environment:
     )
 
 
+# --------------------------------------------------------------------------- derived cells
+# What a derived row keeps from its parts; everything else about the parts differs or is moot.
+_DERIVED_KEYS = ("protocol", "protocol_version", "data_kind", "detector", "variant", "backbone", "preset", "seed", "metric", "level")
+
+
+def derived_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the paper cells that average several of our cells (QAD Table 3: the mean of
+    the raw, c23 and c40 AUCs), one per seed, from that seed's rows; a seed lacking one of the
+    parts gets none. The mean is taken per seed, so mean ± std over seeds reads like any cell."""
+    out: list[dict[str, Any]] = []
+    for protocol in _ordered_unique(rows["protocol"]) if not rows.empty else []:
+        seen: set[tuple[Any, ...]] = set()
+        part = rows[rows["protocol"] == protocol]
+        for cell in protocol_paper_cells(str(protocol)):
+            key = (cell.name, cell.training, cell.tests)
+            if not cell.derived or key in seen:
+                continue
+            seen.add(key)
+            parts = part[part["test"].isin(cell.tests) & (part["perturbation"] == cell.perturbation)]
+            if cell.training is not None:
+                parts = parts[parts["training"] == cell.training]
+            for _, group in parts.groupby(list(_DERIVED_KEYS), dropna=False, sort=False):
+                if sorted(group["test"]) != sorted(cell.tests):
+                    continue  # a part missing (or stored twice): no mean
+                first = group.iloc[0].to_dict()
+                trainings = _ordered_unique(group["training"])
+                out.append(
+                    {
+                        **{k: first[k] for k in _DERIVED_KEYS},
+                        "training": trainings[0] if len(trainings) == 1 else "",
+                        "train_data": "+".join(_ordered_unique(group["train_data"])),
+                        "test": cell.name,
+                        "test_data": "mean of " + ", ".join(cell.tests),
+                        "perturbation": cell.perturbation,
+                        "value": float(group["value"].mean()),
+                        "n_failed": int(group["n_failed"].fillna(0).sum()),
+                        "run_id": first.get("run_id", ""),
+                    }
+                )
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- coverage
+def coverage_section(reference: pd.DataFrame) -> Section:
+    """"Paper coverage": per paper table, how many printed numbers dfbench has a cell for."""
+    from dfbench.benchmark.papers import coverage_rows, summarize_coverage
+
+    tables = summarize_coverage(coverage_rows(reference))
+    printed = sum(t.printed for t in tables)
+    covered = sum(t.covered for t in tables)
+    section = Section(protocol="paper coverage", version="")
+    section.notes.append(
+        f"dfbench has a cell for {covered} of the {printed} numbers the five papers print "
+        "(a protocol's paper_cells reproduce the setting, a detector's registration names the method;"
+        " `dfbench papers` prints the same)."
+    )
+    table = Table(
+        title="Printed numbers with a dfbench cell, per paper table",
+        notes=["Reproduced by: protocol (preset): detectors. Not covered: number of printed values per reason."],
+        label_headers=["paper", "table", "covered / printed", "reproduced by", "not covered"],
+        column_groups=[],
+        metric_headers=[],
+    )
+    for t in tables:
+        table.rows.append(
+            TableRow(
+                "ours",
+                [
+                    t.paper,
+                    _table_label(t.paper, t.table),
+                    f"{t.covered} / {t.printed}",
+                    "; ".join(t.by),
+                    "; ".join(f"{reason} ({n})" if n else reason for reason, n in t.uncovered),
+                ],
+                [],
+            )
+        )
+    section.tables.append(table)
+    return section
+
+
 # --------------------------------------------------------------------------- entry point
 def build_sections(results: pd.DataFrame, reference: pd.DataFrame) -> tuple[list[Section], pd.DataFrame]:
     """The leaderboard's content: sections per protocol and the long-form CSV table."""
     # An empty store (no columns at all) is a normal first state, not a schema error.
     rows = empty_results() if results.empty else normalize_rows(results)
+    derived = derived_rows(rows)
+    if not derived.empty:
+        rows = normalize_rows(pd.concat([rows, derived], ignore_index=True))
     summary = summarize(rows)
     long_rows: list[dict[str, Any]] = []
     sections: list[Section] = []
@@ -823,7 +646,8 @@ def build_leaderboard(
         raise DfbenchError(f"Leaderboard output {out_dir} is a file; pass a directory with --out.")
     reference = load_reference() if reference is None else reference
     sections, long_table = build_sections(results, reference)
-    html = _environment().get_template("leaderboard.html").render(sections=sections)
+    coverage = [coverage_section(reference)] if not reference.empty else []
+    html = _environment().get_template("leaderboard.html").render(sections=sections, coverage=coverage)
     paths = {
         "html": out_dir / "leaderboard.html",
         "csv": out_dir / "leaderboard.csv",
@@ -831,5 +655,5 @@ def build_leaderboard(
     }
     atomic_write_bytes(paths["html"], html.encode("utf-8"))
     atomic_write_bytes(paths["csv"], long_table.to_csv(index=False).encode("utf-8"))
-    atomic_write_bytes(paths["md"], _render_markdown(sections).encode("utf-8"))
+    atomic_write_bytes(paths["md"], _render_markdown(sections, coverage).encode("utf-8"))
     return paths

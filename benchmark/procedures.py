@@ -184,15 +184,30 @@ class RunContext:
             "training": training_name,
             "train_data": "+".join(d.describe() for d in training.data) if training else training_name,
             "train_quality": _qualities(training.data) if training else "",
+            **_structured("train", training.data if training else ()),
             "test": test_name,
             "test_data": "+".join(d.describe() for d in test.data) if test else test_name,
             "test_quality": _qualities(test.data) if test else "",
+            **_structured("test", test.data if test else ()),
             "variant": variant,
             "perturbation": perturbation,
             "strength": strength if strength is not None else math.nan,
             "data_fingerprint": self.cell_fingerprint(training_name, variant, frames),
             **(extra or {}),
         }
+
+
+def _structured(role: str, data: Sequence[DataSpec]) -> dict[str, str]:
+    """``<role>_dataset/_methods/_qualities``: the selection as fields ("+"-joined, "all" when
+    the spec leaves it open), so nothing downstream parses ``DataSpec.describe()`` strings."""
+    def joined(values: Iterable[str]) -> str:
+        return "+".join(dict.fromkeys(values))
+
+    return {
+        f"{role}_dataset": joined(d.dataset for d in data),
+        f"{role}_methods": joined(m for d in data for m in (d.methods or ("all",))),
+        f"{role}_qualities": joined(q for d in data for q in (d.qualities or ("all",))),
+    }
 
 
 def _qualities(data: Sequence[DataSpec]) -> str:

@@ -24,7 +24,7 @@ from dfbench.datasets.base import Selection
 
 SPEC_KEYS = {
     "name", "version", "description", "paper_tables", "procedure", "metrics", "frames",
-    "trainings", "tests", "options", "presets", "detectors",
+    "trainings", "tests", "options", "presets", "detectors", "paper_cells",
 }
 DATA_KEYS = {"dataset", "methods", "reals", "qualities"}
 
@@ -85,6 +85,158 @@ class TestSpec:
     __test__ = False  # not a pytest class
 
 
+# The reference CSV's fields that say which experiment a printed number belongs to. A paper
+# cell states each of them exactly as the CSV writes it ("" = the CSV leaves it empty).
+PAPER_MATCH_FIELDS: tuple[str, ...] = ("train_data", "train_quality", "test_data", "test_quality", "perturbation")
+PAPER_CELL_LEVELS: tuple[str, ...] = ("video", "frame")
+_GROUP_KEYS = {"paper", "tables", "level", "match", "methods", "cells"}
+_CELL_KEYS = {"training", "test", "name", "perturbation", "strength", "match", "methods", "metrics"}
+
+
+@dataclass(frozen=True)
+class PaperCell:
+    """One of our cells and the paper table cell(s) it reproduces (``paper_cells:`` in the YAML).
+
+    Ours: ``training`` (None = whichever training scores the test), ``tests`` (several = the
+    mean of their per-seed values, a derived column called ``name``), ``perturbation`` (the
+    test's op) and ``strength``. Theirs: ``paper``/``table`` as in the reference CSV, the
+    ``match`` fields (PAPER_MATCH_FIELDS, compared exactly), the ``level`` the paper reports at,
+    and optionally the paper ``methods`` and ``metrics`` the cell is limited to. The method
+    named in a paper row comes from the detector's registration (``paper_methods``).
+    """
+
+    paper: str
+    table: str
+    level: str
+    tests: tuple[str, ...]
+    name: str
+    match: tuple[tuple[str, str], ...]
+    training: str | None = None
+    perturbation: str = ""
+    strength: float | None = None
+    methods: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+
+    @property
+    def derived(self) -> bool:
+        return len(self.tests) > 1
+
+    def reports(self, paper_row: dict[str, Any]) -> bool:
+        """Whether one reference-CSV row (a dict of its fields) is a number this cell reproduces."""
+        def text(key: str) -> str:
+            value = paper_row.get(key)
+            return "" if value is None or value != value else str(value).strip()  # NaN != NaN
+
+        if (text("paper"), text("table")) != (self.paper, self.table):
+            return False
+        if text("level") not in ("", self.level):
+            return False
+        if self.methods is not None and text("method") not in self.methods:
+            return False
+        if self.metrics is not None and text("metric") not in self.metrics:
+            return False
+        return all(text(key) == value for key, value in self.match)
+
+
+def paper_table_label(paper: str, table: str) -> str:
+    """How ``paper_tables:`` names a table: "two_gen_bat II", "big_arts 4", "two_gen_bat text (App. C)"."""
+    return f"{paper} {table.removeprefix('Table ')}"
+
+
+def _paper_cells(
+    raw: Any, source: str, trainings: list[TrainingSpec], tests: list[TestSpec], listed: tuple[str, ...]
+) -> tuple[PaperCell, ...]:
+    """Validate ``paper_cells:``: groups of cells sharing paper, tables, level and match fields.
+
+    Every table a cell cites must be listed in the protocol's ``paper_tables`` (the summary a
+    reader sees first), so the two never disagree.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"Protocol file {source}: paper_cells must be a list of groups.")
+    training_names = {t.name for t in trainings}
+    by_test = {t.name: t for t in tests}
+    out: list[PaperCell] = []
+    for g, group in enumerate(raw):
+        where = f"{source}: paper_cells[{g}]"
+        if not isinstance(group, dict):
+            raise ConfigError(f"{where} must be a mapping.")
+        unknown = set(group) - _GROUP_KEYS
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: {sorted(_GROUP_KEYS)}.")
+        for key in ("paper", "tables", "level", "cells"):
+            if key not in group:
+                raise ConfigError(f"{where} lacks the required key {key!r}.")
+        level = str(group["level"])
+        if level not in PAPER_CELL_LEVELS:
+            raise ConfigError(f"{where}.level must be one of {list(PAPER_CELL_LEVELS)}, got {level!r}.")
+        tables = _tuple_or_none(group["tables"], f"{where}.tables") or ()
+        unlisted = [t for t in tables if paper_table_label(str(group["paper"]), t) not in listed]
+        if unlisted:
+            raise ConfigError(
+                f"{where} cites {[paper_table_label(str(group['paper']), t) for t in unlisted]}, "
+                f"which paper_tables does not list ({list(listed)})."
+            )
+        base_match = _match(group.get("match"), f"{where}.match")
+        if not isinstance(group["cells"], list) or not group["cells"]:
+            raise ConfigError(f"{where}.cells must be a non-empty list.")
+        for c, cell in enumerate(group["cells"]):
+            at = f"{where}.cells[{c}]"
+            if not isinstance(cell, dict) or "test" not in cell:
+                raise ConfigError(f"{at} needs a 'test'.")
+            unknown = set(cell) - _CELL_KEYS
+            if unknown:
+                raise ConfigError(f"{at} has unknown key(s) {sorted(unknown)}; valid: {sorted(_CELL_KEYS)}.")
+            names = _tuple_or_none(cell["test"], f"{at}.test") or ()
+            missing = [n for n in names if n not in by_test]
+            if missing:
+                raise ConfigError(f"{at}.test names unknown test(s) {missing}.")
+            training = cell.get("training")
+            if training is not None and str(training) not in training_names:
+                raise ConfigError(f"{at}.training names unknown training {training!r}.")
+            if len(names) > 1 and "name" not in cell:
+                raise ConfigError(f"{at}: a cell averaging several tests needs a 'name' for its column.")
+            ops = {by_test[n].perturbation.op if by_test[n].perturbation else "" for n in names}
+            perturbation = str(cell.get("perturbation", ops.pop() if len(ops) == 1 else ""))
+            strength = cell.get("strength")
+            if strength is not None:
+                perts = [by_test[n].perturbation for n in names]
+                if any(p is None or float(strength) not in p.values for p in perts):
+                    raise ConfigError(f"{at}.strength {strength} is not a value of the test's perturbation.")
+            match = dict(base_match)
+            match.update(_match(cell.get("match"), f"{at}.match"))
+            methods = _tuple_or_none(cell.get("methods", group.get("methods")), f"{at}.methods")
+            for table in tables:
+                out.append(
+                    PaperCell(
+                        paper=str(group["paper"]),
+                        table=table,
+                        level=level,
+                        tests=names,
+                        name=str(cell.get("name", names[0])),
+                        match=tuple((k, match.get(k, "")) for k in PAPER_MATCH_FIELDS),
+                        training=None if training is None else str(training),
+                        perturbation=perturbation,
+                        strength=None if strength is None else float(strength),
+                        methods=methods,
+                        metrics=_tuple_or_none(cell.get("metrics"), f"{at}.metrics"),
+                    )
+                )
+    return tuple(out)
+
+
+def _match(raw: Any, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of {list(PAPER_MATCH_FIELDS)}.")
+    unknown = set(raw) - set(PAPER_MATCH_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: {list(PAPER_MATCH_FIELDS)}.")
+    return {k: "" if v is None else str(v) for k, v in raw.items()}
+
+
 @dataclass(frozen=True)
 class ProtocolSpec:
     name: str
@@ -101,6 +253,9 @@ class ProtocolSpec:
     # detector name -> config overrides this protocol (in this preset) runs it with, e.g. the
     # compared paper's own baseline setting for ``erm`` (see docs/protocols.md)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    # which paper table cells our cells reproduce; not part of the protocol's meaning (no
+    # version bump, not hashed): a corrected mapping changes only what is shown beside ours
+    paper_cells: tuple[PaperCell, ...] = field(default=(), hash=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     def detector_settings(self, detector: str) -> dict[str, Any]:
@@ -254,7 +409,10 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         tests=tuple(tests),
         options=dict(spec.get("options") or {}),
         detectors=_detector_settings(spec.get("detectors"), source),
-        raw={**spec, "_preset": preset},
+        paper_cells=_paper_cells(
+            spec.get("paper_cells"), source, trainings, tests, tuple(str(t) for t in spec.get("paper_tables", []))
+        ),
+        raw={**{k: v for k, v in spec.items() if k != "paper_cells"}, "_preset": preset},
     )
 
 

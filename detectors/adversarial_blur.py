@@ -459,11 +459,11 @@ class CombinedAT(TwoGenBAT):
 
 
 # --------------------------------------------------------------------------- registry
-register_detector("grad_aat", GradAAT, description="FGSM additive adversarial training (Eq. 1, 3)", paper=PAPER)
-register_detector("grad_sat", GradSAT, description="Spatially-transformed (flow) adversarial training", paper=PAPER)
-register_detector("grad_bat", GradBAT, description="Blurring adversarial training, one-step gradient σ map (Eq. 4-6)", paper=PAPER)
-register_detector("gen_bat", GenBAT, description="Blurring adversarial training with a σ-map generator (Eq. 7)", paper=PAPER)
-register_detector("two_gen_bat", TwoGenBAT, description="Blurring adversarial training with one generator per class", paper=PAPER)
-register_detector("combined_at", CombinedAT, description="Two-Gen-BAT blur followed by FGSM (Fig. 3)", paper=PAPER)
-register_detector("grad_aat_3step", GradAAT, description="Iterative FGSM, 3 steps (App. C)", paper=PAPER, attack_steps=3)
-register_detector("grad_bat_3step", GradBAT, description="Gradient blurring, 3 steps of Eq. 6 (App. C)", paper=PAPER, attack_steps=3)
+register_detector("grad_aat", GradAAT, description="FGSM additive adversarial training (Eq. 1, 3)", paper=PAPER, paper_methods=("Grad-AAT",))
+register_detector("grad_sat", GradSAT, description="Spatially-transformed (flow) adversarial training", paper=PAPER, paper_methods=("Grad-SAT",))
+register_detector("grad_bat", GradBAT, description="Blurring adversarial training, one-step gradient σ map (Eq. 4-6)", paper=PAPER, paper_methods=("Grad-BAT",))
+register_detector("gen_bat", GenBAT, description="Blurring adversarial training with a σ-map generator (Eq. 7)", paper=PAPER, paper_methods=("Gen-BAT",))
+register_detector("two_gen_bat", TwoGenBAT, description="Blurring adversarial training with one generator per class", paper=PAPER, paper_methods=("Two-Gen-BAT", "Two-Gen-BAT (k=9)"))  # k = 9 is the default (Sec. IV)
+register_detector("combined_at", CombinedAT, description="Two-Gen-BAT blur followed by FGSM (Fig. 3)", paper=PAPER, paper_methods=("Combined AT",))
+register_detector("grad_aat_3step", GradAAT, description="Iterative FGSM, 3 steps (App. C)", paper=PAPER, paper_methods=("Grad-AAT (3-step)",), attack_steps=3)
+register_detector("grad_bat_3step", GradBAT, description="Gradient blurring, 3 steps of Eq. 6 (App. C)", paper=PAPER, paper_methods=("Grad-BAT (3-step)",), attack_steps=3)

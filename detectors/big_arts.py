@@ -413,12 +413,15 @@ register_detector(
     BiGArts,
     description="BiG-Arts: classifier + intrinsic (M_In) and extrinsic (M_Ex) artifact decoders, forgery augmentation",
     paper=PAPER,
+    # the full model: Table 5 with all augmentations, Table 6 with both artifact branches
+    paper_methods=("BiG-Arts", "BiG-Arts (aug=all)", "BiG-Arts (artifacts=M_In+M_Ex)"),
 )
 register_detector(
     "big_arts_cls_only",
     BiGArts,
     description="BiG-Arts ablation (Table 6 'None'): classification branch only, same data and augmentation",
     paper=PAPER,
+    paper_methods=("BiG-Arts (artifacts=none)",),
     intrinsic_branch=False,
     extrinsic_branch=False,
 )
@@ -427,6 +430,7 @@ register_detector(
     BiGArts,
     description="BiG-Arts ablation (Table 6 'M_In'): intrinsic-artifact branch only",
     paper=PAPER,
+    paper_methods=("BiG-Arts (artifacts=M_In)",),
     extrinsic_branch=False,
 )
 register_detector(
@@ -434,5 +438,6 @@ register_detector(
     BiGArts,
     description="BiG-Arts ablation (Table 6 'M_Ex'): extrinsic-artifact branch only, the paper's Face X-ray re-implementation",
     paper=PAPER,
+    paper_methods=("BiG-Arts (artifacts=M_Ex)",),
     intrinsic_branch=False,
 )

@@ -312,6 +312,7 @@ register_detector(
     GradientRegularization,
     description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
     paper="pim",
+    paper_methods=("PIM", "PIM (alpha=1, r=0.1)"),
     alpha=1.0,
     beta=0.0,
 )
@@ -320,6 +321,7 @@ register_detector(
     GradientRegularization,
     description="Sharpness-aware minimisation: weights perturbed along the gradient, r'=0.05 (Eq. 14 with alpha=0, beta=1)",
     paper="pim",
+    paper_methods=("DualFlat (a+b=1.0, a:b=0.0:1.0)",),  # Table VIII: SAM is alpha=0, beta=1
     alpha=0.0,
     beta=1.0,
 )
@@ -328,6 +330,7 @@ register_detector(
     GradientRegularization,
     description="DualFlat: PIM + SAM, alpha=beta=0.1 (Eq. 14, Table VIII)",
     paper="pim",
+    paper_methods=("DualFlat (a+b=0.2, a:b=0.5:0.5)",),  # alpha+beta = 0.2, alpha:beta = 1:1
     alpha=0.1,
     beta=0.1,
 )

@@ -492,12 +492,14 @@ register_detector(
     QADDetector,
     description="QAD: every frame at raw/c23/c40 in one batch; HSIC between qualities at each stage + one-step AWP",
     paper=PAPER,
+    paper_methods=("QAD",),
 )
 register_detector(
     "qad_hsic_only",
     QADDetector,
     description="QAD ablation (Table 4 'HSIC'): collaborative HSIC loss, no weight perturbation",
     paper=PAPER,
+    paper_methods=("Coll. loss: HSIC",),
     use_awp=False,
 )
 register_detector(
@@ -505,6 +507,7 @@ register_detector(
     QADDetector,
     description="QAD ablation (Table 4 'AWP-XE'): one-step AWP on multi-quality batches, no collaborative loss",
     paper=PAPER,
+    paper_methods=("Adv. loss: AWP-XE",),
     collab="none",
 )
 register_detector(
@@ -512,6 +515,7 @@ register_detector(
     QADDetector,
     description="QAD ablation (Table 4 'pairwise loss'): Eq. 3 instance distance between qualities at the HSIC layers",
     paper=PAPER,
+    paper_methods=("Coll. loss: Pairwise",),
     collab="pairwise",
     use_awp=False,
 )

@@ -1,0 +1,256 @@
+"""Which of the five papers' printed numbers dfbench has a cell for (``dfbench papers``).
+
+A printed number (one row of the shipped reference CSV) is *covered* when a shipped protocol
+declares, in its ``paper_cells:``, a cell that reproduces it (same paper table, training and
+test data and quality, perturbation, level; a metric the protocol computes) and a registered
+detector names the paper's method in its ``paper_methods``. The backbone is chosen per run
+(``--backbone``); a paper backbone that is not a timm model cannot be run, so its numbers are
+not covered. Every uncovered number gets one reason; the report groups them by reason.
+
+Everything here reads declarations (protocol YAML, detector registrations, the CSV); nothing
+is keyed by a protocol's or detector's name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+# Tables of the five papers with no number in the reference CSV, and why (MISSING.md).
+TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
+    ("two_gen_bat", "VII"): "not face-forgery detection: ImageNet adversarial-attack accuracy",
+    ("two_gen_bat", "XII"): "not face-forgery detection: ImageNet attack, kernel size",
+    ("two_gen_bat", "XIII"): "not face-forgery detection: ImageNet attack, sigma initialisation",
+    ("two_gen_bat", "XIV"): "not face-forgery detection: ImageNet attack",
+    ("pbnet", "I"): "numbers lost in the text conversion (image-only table)",
+    ("pbnet", "II"): "list of symbols, no results",
+    ("pbnet", "VI"): "numbers lost in the text conversion (image-only table)",
+    ("pbnet", "IX"): "numbers lost in the text conversion (image-only table)",
+    ("pbnet", "XI"): "numbers lost in the text conversion (caption included)",
+}
+
+# Why a whole table's uncovered numbers are uncovered, where the generic reasons below would
+# mislead (the paper leaves the setting open, or the model is of another kind).
+TABLE_REASONS: dict[tuple[str, str], str] = {
+    ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
+    ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
+    ("big_arts", "Table 4"): "setting not implemented: training on FF++ Deepfakes only at c23 (no protocol has it)",
+    ("qad", "Table 5"): "setting not stated: test quality and compression not given (presumably Table 1's; not assumed)",
+}
+
+# The reference CSV's dataset names → the dataset adapter that reads them.
+DATASET_ADAPTERS: dict[str, str] = {
+    "FF++": "ffpp",
+    "FF++/DF": "ffpp",
+    "FF++/F2F": "ffpp",
+    "FF++/FS": "ffpp",
+    "FF++/NT": "ffpp",
+    "FF++/FSH": "ffpp",
+    "DFD": "ffpp",  # DeepFakeDetection ships inside FaceForensics++
+    "CDF": "celebdf",
+    "CDFv2": "celebdf",
+    "DFDCP": "dfdcp",
+    "DFDC": "dfdc",
+    "WDF": "wdf",
+}
+
+# The papers' backbone names → timm model names (None: not a timm model, cannot be run).
+PAPER_BACKBONES: dict[str, str | None] = {
+    "EfficientNet": "efficientnet_b4",  # two_gen_bat does not say which; B4 is the DFDC-winning size
+    "EfficientNet-B0": "efficientnet_b0",
+    "EfficientNet-B1": "efficientnet_b1",
+    "EfficientNet-B4": "efficientnet_b4",
+    "Xception": "legacy_xception",
+    "ResNet-18": "resnet18",
+    "ResNet-34": "resnet34",
+    "ResNet-50": "resnet50",
+    "DenseNet-121": "densenet121",
+    "VGG16": "vgg16",
+    "ConvNeXt-base": "convnext_base",
+    "AlexNet": None,
+    "MesoInception4": None,
+    "F3-Net": None,
+    "TSN": None,
+}
+
+# Counts every result row carries beside its metrics (benchmark.metrics.error_counts).
+ROW_COUNTS = frozenset({"fp", "fn"})
+
+
+@dataclass(frozen=True)
+class Cover:
+    protocol: str
+    preset: str
+    detectors: tuple[str, ...]
+
+
+@dataclass
+class TableCoverage:
+    paper: str
+    table: str
+    printed: int
+    covered: int
+    by: list[str] = field(default_factory=list)  # "protocol (preset): detector, ..."
+    uncovered: list[tuple[str, int]] = field(default_factory=list)  # (reason, numbers)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value != value else str(value).strip()  # NaN != NaN
+
+
+def detector_paper_methods() -> dict[str, tuple[str, ...]]:
+    """Registered detector → the paper method names its registration declares."""
+    import dfbench.detectors  # noqa: F401  (registers every detector)
+    from dfbench.detectors.base import DETECTORS
+
+    return {name: tuple(DETECTORS.meta(name).get("paper_methods", ())) for name in DETECTORS.names()}
+
+
+def claims(names: tuple[str, ...], paper: str, method: str) -> bool:
+    """Whether a detector declaring ``names`` is the paper's ``method``.
+
+    A name is a method as the reference CSV prints it, or ``"<paper>:<method>"`` for a name that
+    means this recipe in one paper only (pbnet prints its frozen detector as "ERM").
+    """
+    return method in names or f"{paper}:{method}" in names
+
+
+def _protocols() -> list[Any]:
+    from dfbench.benchmark.protocol import list_protocols, load_protocol
+
+    return [load_protocol(name) for name in list_protocols()]
+
+
+def _backbone_reason(backbone: str) -> str | None:
+    if not backbone or backbone not in PAPER_BACKBONES:
+        return None  # unstated, or a method's own name (other papers' methods)
+    if PAPER_BACKBONES[backbone] is None:
+        return f"backbone not available (not a timm model): {backbone}"
+    return None
+
+
+def _uncovered_reason(row: dict[str, Any], claimed: bool, metrics: set[str]) -> str:
+    key = (_text(row.get("paper")), _text(row.get("table")))
+    if key in TABLE_REASONS:
+        return TABLE_REASONS[key]
+    metric = _text(row.get("metric"))
+    if metric not in metrics:
+        return f"metric not computed: {metric}"
+    if _text(row.get("test_data")) == "Avg":
+        return "column average (dfbench reports each column, not their mean)"
+    from dfbench.datasets import list_datasets
+
+    adapters = set(list_datasets())
+    for role in ("train_data", "test_data"):
+        name = _text(row.get(role))
+        if name and DATASET_ADAPTERS.get(name) not in adapters:
+            return f"no dataset adapter: {name}"
+    method = _text(row.get("method"))
+    if not claimed:
+        return f"method not in dfbench: {method}"
+    backbone = _backbone_reason(_text(row.get("backbone")))
+    if backbone:
+        return backbone
+    setting = " ".join(
+        t
+        for t in (
+            _text(row.get("train_data")) or "?",
+            _text(row.get("train_quality")),
+            "->",
+            _text(row.get("test_data")) or "?",
+            _text(row.get("test_quality")),
+            _text(row.get("perturbation")),
+        )
+        if t
+    )
+    return f"setting not implemented: {setting}"
+
+
+def coverage_rows(reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The reference CSV with, per printed number, ``covered``, ``covered_by`` and ``reason``."""
+    if reference is None:
+        from dfbench.benchmark.leaderboard import load_reference
+
+        reference = load_reference()
+    methods = detector_paper_methods()
+    protocols = _protocols()
+    all_metrics = {m for spec in protocols for m in spec.metrics} | ROW_COUNTS
+    covered, covered_by, reasons, cover_lists = [], [], [], []
+    for row in reference.to_dict("records"):
+        method = _text(row.get("method"))
+        metric = _text(row.get("metric"))
+        claimed_by = tuple(d for d, names in methods.items() if claims(names, _text(row.get("paper")), method))
+        covers: list[Cover] = []
+        if _backbone_reason(_text(row.get("backbone"))) is None:
+            for spec in protocols:
+                if metric not in set(spec.metrics) | ROW_COUNTS:
+                    continue
+                cells = [c for c in spec.paper_cells if c.reports(row)]
+                if not cells:
+                    continue
+                allowed = [c for c in cells if c.methods is None or method in c.methods]
+                detectors = claimed_by if allowed else ()
+                if detectors:
+                    preset = "paper" if "paper" in (spec.raw.get("presets") or {}) else "mini"
+                    covers.append(Cover(spec.name, preset, detectors))
+        covered.append(bool(covers))
+        cover_lists.append(covers)
+        covered_by.append("; ".join(f"{c.protocol} ({c.preset}): {', '.join(c.detectors)}" for c in covers))
+        reasons.append("" if covers else _uncovered_reason(row, bool(claimed_by), all_metrics))
+    out = reference.copy()
+    out["covered"] = covered
+    out["covered_by"] = covered_by
+    out["reason"] = reasons
+    out["covers"] = cover_lists  # the same as Cover records, for summarize_coverage
+    return out
+
+
+def summarize_coverage(rows: pd.DataFrame) -> list[TableCoverage]:
+    """One entry per paper table (CSV order), plus the tables that print no extractable number."""
+    out: list[TableCoverage] = []
+    for (paper, table), part in rows.groupby(["paper", "table"], sort=False):
+        entry = TableCoverage(str(paper), str(table), len(part), int(part["covered"].sum()))
+        detectors: dict[tuple[str, str], dict[str, None]] = {}
+        for covers in part["covers"]:
+            for cover in covers:
+                detectors.setdefault((cover.protocol, cover.preset), {}).update(dict.fromkeys(cover.detectors))
+        entry.by = [f"{protocol} ({preset}): {', '.join(names)}" for (protocol, preset), names in detectors.items()]
+        entry.uncovered = sorted(Counter(r for r in part["reason"] if r).items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append(entry)
+    for (paper, table), reason in TABLES_WITHOUT_NUMBERS.items():
+        out.append(TableCoverage(paper, table, 0, 0, uncovered=[(reason, 0)]))
+    order = list(dict.fromkeys(rows["paper"]))
+    return sorted(out, key=lambda e: order.index(e.paper) if e.paper in order else len(order))
+
+
+def render_coverage(tables: list[TableCoverage], *, details: bool = True) -> str:
+    """The ``dfbench papers`` text: per paper and table, covered / printed, then why not."""
+    lines: list[str] = []
+    total = sum(t.printed for t in tables)
+    done = sum(t.covered for t in tables)
+    papers = list(dict.fromkeys(t.paper for t in tables))
+    whose = "the five papers" if len(papers) == 5 else ", ".join(papers)
+    lines.append(f"dfbench has a cell for {done} of the {total} numbers {whose} print ({_pct(done, total)}).")
+    paper = None
+    for t in tables:
+        if t.paper != paper:
+            paper = t.paper
+            p_total = sum(x.printed for x in tables if x.paper == paper)
+            p_done = sum(x.covered for x in tables if x.paper == paper)
+            lines += ["", f"{paper}: {p_done} / {p_total}"]
+        lines.append(f"  {_table_name(t.table):22s} {t.covered:4d} / {t.printed:4d}")
+        if details:
+            lines += [f"      reproduced by {b}" for b in t.by]
+            lines += [f"      not covered ({n}): {reason}" if n else f"      no numbers: {reason}" for reason, n in t.uncovered]
+    return "\n".join(lines) + "\n"
+
+
+def _table_name(table: str) -> str:
+    return table if table.startswith(("Table", "text")) else f"Table {table}"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f} %" if whole else "n/a"

@@ -1,0 +1,260 @@
+"""The declared mapping from our cells to the papers' numbers (protocol ``paper_cells:`` and
+detector ``paper_methods``), the mean-of-qualities cells, and the ``dfbench papers`` report.
+
+Each mapping test names the paper value the leaderboard must show beside our cell.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dfbench.benchmark.errors import ConfigError
+from dfbench.benchmark.leaderboard import (
+    _paper_entries,
+    build_leaderboard,
+    derived_rows,
+    detector_paper_methods,
+    load_reference,
+    protocol_paper_cells,
+)
+from dfbench.benchmark.papers import claims, coverage_rows, render_coverage, summarize_coverage
+from dfbench.benchmark.protocol import load_protocol, parse_protocol
+
+
+@pytest.fixture(scope="module")
+def ref() -> pd.DataFrame:
+    return load_reference()
+
+
+@pytest.fixture(scope="module")
+def coverage(ref: pd.DataFrame) -> pd.DataFrame:
+    return coverage_rows(ref)
+
+
+def shown(
+    ref: pd.DataFrame, protocol: str, detector: str, column: tuple, level: str, metric: str = "auc"
+) -> dict[tuple[str, str, str, str], float]:
+    """{(table, method, backbone, train): value} the leaderboard shows beside ``column``."""
+    entries = _paper_entries(
+        ref, protocol_paper_cells(protocol), detector_paper_methods(detector), [column], (metric,), level
+    )
+    return {(e.paper + " " + e.table, e.method, e.backbone, e.train): e.values[(column, metric)] for e in entries}
+
+
+# --------------------------------------------------------------------------- the review's fixes
+def test_dualflat_is_the_alpha_plus_beta_0_2_row(ref: pd.DataFrame) -> None:
+    # dualflat is alpha = beta = 0.1: Table VIII's a+b=0.2, a:b=0.5:0.5 row, CDF 86.64 (pim
+    # line 395). The a+b=1.0, 0.5:0.5 row (CDF 83.80) is another setting.
+    got = shown(ref, "cross_dataset", "dualflat", ("FF++/c23", "CDF", "", None), "video")
+    assert got == {("pim VIII", "DualFlat (a+b=0.2, a:b=0.5:0.5)", "ConvNeXt-base", "FF++"): pytest.approx(0.8664)}
+    sam = shown(ref, "cross_dataset", "sam", ("FF++/c23", "CDF", "", None), "video")
+    assert list(sam.values()) == [pytest.approx(0.8342)]  # SAM = alpha 0, beta 1
+
+
+def test_pbnet_numbers_are_frame_level(ref: pd.DataFrame) -> None:
+    # Table VII, w/o L_rem: (14,465 FP + 4,396 FN) / 84,000 frames = 22.45 % errors = 100 - 77.55
+    vii = ref[(ref["paper"] == "pbnet") & (ref["table"] == "VII") & (ref["method"] == "PBNet w/o L_rem")]
+    errors = vii.set_index("metric")["value"]
+    assert 100 * (errors["fp"] + errors["fn"]) / (280 * 300) == pytest.approx(100 - errors["acc"], abs=0.01)
+    column = ("FS/c23", "FS/c40", "", None)
+    assert shown(ref, "compression_remedy", "pbnet", column, "video") == {}
+    frame = shown(ref, "compression_remedy", "pbnet", column, "frame")
+    assert frame[("pbnet VII", "PBNet", "Xception", "FF++/FS c23")] == pytest.approx(0.8724)
+    assert frame[("pbnet III", "ERM", "Xception", "FF++/FS c23")] == pytest.approx(0.8414)  # RECG x
+    no_rem = shown(ref, "compression_remedy", "pbnet_no_lrem", column, "frame", "acc")
+    assert no_rem == {("pbnet VII", "PBNet w/o L_rem", "Xception", "FF++/FS c23"): pytest.approx(0.7755)}
+
+
+def test_qad_table_3_is_the_mean_of_three_qualities(ref: pd.DataFrame) -> None:
+    # QAD (ResNet-50) NT: Table 3 prints 88.85, the mean of three per-quality AUCs; Table 1's
+    # pooled mixed cell is 91.25. The pooled column must not show Table 3's number.
+    mean = ("NeuralTextures", "NeuralTextures/mean(raw,c23,c40)", "", None)
+    got = shown(ref, "quality_agnostic", "qad", mean, "frame")
+    assert got[("qad Table 3", "QAD", "ResNet-50", "FF++/NT mixed")] == pytest.approx(0.8885)
+    assert all(key[0] == "qad Table 3" for key in got)
+    pooled = shown(ref, "quality_agnostic", "qad", ("NeuralTextures", "NeuralTextures/mixed", "", None), "frame")
+    assert {key[0] for key in pooled} == {"qad Table 1"}
+    assert pooled[("qad Table 1", "QAD", "ResNet-50", "FF++/NT mixed")] == pytest.approx(0.9125)
+    # quality_aware's ERM is Table 3's ResNet-50 [x3] baseline: NT 88.96 (three models' mean)
+    aware = shown(ref, "quality_aware", "erm", ("", "NeuralTextures/mean(raw,c23,c40)", "", None), "frame")
+    assert aware[("qad Table 3", "ERM [x3]", "ResNet-50", "FF++/NT")] == pytest.approx(0.8896)
+    assert not any(key[1] == "QAD" for key in aware)  # the blind QAD model is not quality-aware
+    # ... and erm run blind (quality_agnostic) is not the [x3] baseline
+    assert shown(ref, "quality_agnostic", "erm", mean, "frame") == {}
+
+
+def test_mean_of_qualities_rows_are_per_seed_means() -> None:
+    base = {"protocol": "quality_aware", "protocol_version": "1", "data_kind": "synthetic-mini", "detector": "erm",
+            "variant": "", "backbone": "resnet18", "preset": "mini", "metric": "auc", "level": "frame",
+            "perturbation": "", "strength": math.nan, "n_failed": 0}
+    rows = []
+    for seed, values in ((0, (0.9, 0.8, 0.6)), (1, (1.0, 0.7, 0.7))):
+        for quality, value in zip(("raw", "c23", "c40"), values):
+            rows.append({**base, "seed": seed, "training": f"Deepfakes@{quality}", "test": f"Deepfakes/{quality}",
+                         "train_data": f"ffpp:Deepfakes@{quality}", "value": value})
+    rows.append({**base, "seed": 2, "training": "Deepfakes@raw", "test": "Deepfakes/raw",
+                 "train_data": "ffpp:Deepfakes@raw", "value": 0.5})  # seed 2 lacks c23 and c40
+    out = derived_rows(pd.DataFrame(rows))
+    assert out["test"].unique().tolist() == ["Deepfakes/mean(raw,c23,c40)"]
+    assert sorted(out["seed"]) == [0, 1]
+    assert out.sort_values("seed")["value"].tolist() == pytest.approx([(0.9 + 0.8 + 0.6) / 3, 0.8])
+
+
+def test_two_gen_bat_table_3_is_the_pooled_test_and_app_c_is_mapped(ref: pd.DataFrame) -> None:
+    spec = load_protocol("all_qualities")
+    assert spec.version == 2
+    mixed = next(t for t in spec.tests if t.name == "NT/mixed")
+    assert mixed.data[0].qualities == ("raw", "c23", "c40")
+    got = shown(ref, "all_qualities", "two_gen_bat", ("all", "NT/mixed", "", None), "frame")
+    assert got[("two_gen_bat III", "Two-Gen-BAT", "EfficientNet", "FF++/NT mixed")] == pytest.approx(0.9036)
+    assert shown(ref, "all_qualities", "two_gen_bat", ("all", "NT/c40", "", None), "frame") == {}
+    # two_gen_bat is frame level (single-frame models, 270 frames per video): nothing at video level
+    assert shown(ref, "all_qualities", "two_gen_bat", ("all", "NT/mixed", "", None), "video") == {}
+    # App. C: 3-step Grad-AAT trained on NT c23, FS column 44.58
+    fs = ("NT/c23", "FS/c23", "", None)
+    app_c = shown(ref, "cross_manipulation", "grad_aat_3step", fs, "frame")
+    assert app_c == {("two_gen_bat text (App. C)", "Grad-AAT (3-step)", "EfficientNet", "FF++/NT c23"): pytest.approx(0.4458)}
+
+
+def test_cross_dataset_does_not_claim_big_arts_table_4(ref: pd.DataFrame, coverage: pd.DataFrame) -> None:
+    # big_arts Table 4 trains on FF++ Deepfakes only at c23; cross_dataset trains on four methods
+    assert not any(c.paper == "big_arts" for c in protocol_paper_cells("cross_dataset"))
+    assert "big_arts 4" not in load_protocol("cross_dataset").paper_tables
+    table4 = coverage[(coverage["paper"] == "big_arts") & (coverage["table"] == "Table 4")]
+    assert not table4["covered"].any()
+    assert table4["reason"].str.contains("FF++ Deepfakes only", regex=False).all()
+
+
+# --------------------------------------------------------------------------- declarations
+def test_every_shipped_protocol_declares_tables_it_lists_and_cites_real_rows(ref: pd.DataFrame) -> None:
+    tables = set(zip(ref["paper"], ref["table"]))
+    for name in ("all_qualities", "compression_remedy", "cross_dataset", "cross_manipulation", "cross_quality",
+                 "laundering", "partial_manipulation", "qad_ablation", "quality_agnostic", "quality_aware"):
+        cells = protocol_paper_cells(name)
+        assert cells, name
+        for cell in cells:
+            assert (cell.paper, cell.table) in tables, (name, cell)
+            # every declared cell reports at least one printed number
+            assert any(cell.reports(r) for r in ref[ref["paper"] == cell.paper].to_dict("records")), (name, cell)
+
+
+def test_detectors_declare_their_paper_names() -> None:
+    assert detector_paper_methods("dualflat") == ("DualFlat (a+b=0.2, a:b=0.5:0.5)",)
+    assert claims(detector_paper_methods("pbnet"), "pbnet", "ERM")
+    assert not claims(detector_paper_methods("pbnet"), "two_gen_bat", "ERM")  # "pbnet:ERM" is pbnet's only
+    assert detector_paper_methods("no_such_detector") == ()
+
+
+def _spec(paper_cells: object) -> dict:
+    return {
+        "name": "p", "version": 1, "paper_tables": ["qad 4"],
+        "trainings": [{"name": "t", "data": [{"dataset": "ffpp", "qualities": ["c23"]}]}],
+        "tests": [{"name": "a", "data": [{"dataset": "ffpp"}]}, {"name": "b", "data": [{"dataset": "ffpp"}]}],
+        "paper_cells": paper_cells,
+    }
+
+
+def test_paper_cells_are_validated() -> None:
+    ok = [{"paper": "qad", "tables": ["Table 4"], "level": "frame", "cells": [{"test": "a"}]}]
+    spec = parse_protocol(_spec(ok), "x.yaml")
+    assert spec.paper_cells[0].match == tuple((k, "") for k in ("train_data", "train_quality", "test_data", "test_quality", "perturbation"))
+    # the mapping is not part of the protocol's meaning: same hash with or without it
+    assert spec.spec_hash() == parse_protocol(_spec(None), "x.yaml").spec_hash()
+    bad = [
+        ([{**ok[0], "level": "clip"}], "level must be one of"),
+        ([{**ok[0], "cells": [{"test": "zz"}]}], "unknown test"),
+        ([{**ok[0], "cells": [{"test": "a", "training": "zz"}]}], "unknown training"),
+        ([{**ok[0], "cells": [{"test": ["a", "b"]}]}], "needs a 'name'"),
+        ([{**ok[0], "cells": [{"test": "a", "match": {"dataset": "x"}}]}], "unknown key"),
+        ([{**ok[0], "cells": [{"test": "a", "strength": 3}]}], "not a value of the test's perturbation"),
+        ([{k: v for k, v in ok[0].items() if k != "level"}], "lacks the required key 'level'"),
+        ([{**ok[0], "tables": ["Table 5"]}], r"cites \['qad 5'\], which paper_tables does not list"),
+    ]
+    for cells, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            parse_protocol(_spec(cells), "x.yaml")
+
+
+# --------------------------------------------------------------------------- coverage report
+def test_coverage_matches_hand_counts(coverage: pd.DataFrame) -> None:
+    tables = {(t.paper, t.table): t for t in summarize_coverage(coverage)}
+    # two_gen_bat Table I: 7 methods x (6 test columns + Avg) x (AUC, ACC), DFD has no ACC:
+    # 7 x 14 - 7 = 91 printed; all but the 14 Avg numbers have a cross_manipulation cell.
+    t1 = tables[("two_gen_bat", "I")]
+    assert (t1.covered, t1.printed) == (77, 91)
+    assert t1.uncovered == [("column average (dfbench reports each column, not their mean)", 14)]
+    # pbnet Table III: 5 backbones x (ERM, PBNet) x 4 subsets x (Acc, AUC) = 80, less the two
+    # empty FaceSwap Acc cells (MesoInception4, ResNet-50 baseline) = 78. F3-Net (16) and
+    # MesoInception4 (15) are not timm backbones: 78 - 31 = 47 covered.
+    t3 = tables[("pbnet", "III")]
+    assert (t3.covered, t3.printed) == (47, 78)
+    assert dict(t3.uncovered) == {
+        "backbone not available (not a timm model): F3-Net": 16,
+        "backbone not available (not a timm model): MesoInception4": 15,
+    }
+    # qad Table 3: 43 printed; covered = QAD and ERM [x3], each with ResNet-50 and
+    # EfficientNet-B1, on the four FF++ manipulations we have cells for: 2 x 2 x 4 = 16.
+    q3 = tables[("qad", "Table 3")]
+    assert (q3.covered, q3.printed) == (16, 43)
+    assert sum(n for _, n in q3.uncovered) == 43 - 16
+    # every printed number is covered or has a reason
+    assert (coverage["covered"] | coverage["reason"].ne("")).all()
+    assert sum(t.printed for t in tables.values()) == len(coverage) == 2235
+
+
+def test_papers_command_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    from dfbench.benchmark.cli import main
+
+    assert main(["papers", "--paper", "pbnet", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "pbnet: 64 / 136" in out
+    assert "  Table III                47 /   78" in out
+    assert "  Table XI                  0 /    0" in out  # listed although it prints no number
+    assert main(["papers", "--paper", "nope"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_render_names_every_uncovered_reason(coverage: pd.DataFrame) -> None:
+    text = render_coverage(summarize_coverage(coverage))
+    assert "not face-forgery detection: ImageNet adversarial-attack accuracy" in text
+    # pbnet's "ERM" is the frozen detector of its own tables only, not big_arts' ERM baselines
+    assert "reproduced by partial_manipulation (paper): erm, big_arts" in text
+    assert "partial_manipulation (paper): erm, pbnet" not in text
+    assert "reproduced by compression_remedy (paper): erm, pbnet" in text
+
+
+def test_leaderboard_csv_carries_the_mean_cell_and_its_paper_value(tmp_path: Path) -> None:
+    base = {"protocol": "quality_agnostic", "protocol_version": "1", "data_kind": "synthetic-mini", "detector": "qad",
+            "variant": "", "backbone": "resnet50", "preset": "mini", "metric": "auc", "level": "frame",
+            "training": "NeuralTextures", "train_data": "ffpp:NeuralTextures@raw+c23+c40"}
+    rows = [{**base, "seed": 0, "test": f"NeuralTextures/{q}", "value": v}
+            for q, v in (("raw", 0.9), ("c23", 0.8), ("c40", 0.7))]
+    paths = build_leaderboard(pd.DataFrame(rows), tmp_path)
+    csv = pd.read_csv(paths["csv"])
+    mean = csv[csv["test"] == "NeuralTextures/mean(raw,c23,c40)"]
+    assert mean.loc[mean["source"] == "dfbench", "mean"].item() == pytest.approx(0.8)
+    paper = mean[(mean["source"] == "paper") & (mean["paper_backbone"] == "ResNet-50")]
+    assert paper["mean"].item() == pytest.approx(0.8885) and paper["paper_table"].item() == "Table 3"
+
+
+def test_rows_carry_the_selection_as_fields_and_old_rows_read_empty() -> None:
+    from dfbench.benchmark.procedures import _structured
+    from dfbench.benchmark.results import RESULT_COLUMNS, normalize_rows
+
+    spec = load_protocol("laundering")
+    ffpp = next(t for t in spec.trainings if t.name == "FF++/c23")
+    assert _structured("train", ffpp.data) == {
+        "train_dataset": "ffpp",
+        "train_methods": "Deepfakes+Face2Face+FaceSwap+NeuralTextures",
+        "train_qualities": "c23",
+    }
+    cdf = next(t for t in spec.tests if t.name == "CDF/h264")
+    assert _structured("test", cdf.data) == {"test_dataset": "celebdf", "test_methods": "all", "test_qualities": "all"}
+    new = {"train_dataset", "train_methods", "train_qualities", "test_dataset", "test_methods", "test_qualities"}
+    assert new <= set(RESULT_COLUMNS)
+    old = normalize_rows(pd.DataFrame([{"protocol": "p", "detector": "erm", "test": "t", "metric": "auc", "value": 0.5}]))
+    assert old.loc[0, sorted(new)].tolist() == [""] * len(new)
