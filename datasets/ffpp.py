@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from dfbench.benchmark.errors import DatasetError
+from dfbench.benchmark.errors import DatasetError, UnsafePathError
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     SPLITS,
@@ -92,11 +92,13 @@ class FaceForensicsPP(DatasetAdapter):
         self.warnings: list[str] = []  # what build_index ignored (unknown folders, odd names, no split)
 
     # -- layout scan -----------------------------------------------------------------
-    def _scan(self) -> tuple[list[dict[str, str]], list[str]]:
-        """Every video file as {method, quality, name, path, mask_path}, plus the unknown
-        folders / unexpected names found on the way (as messages)."""
+    def _scan(self) -> tuple[list[dict[str, str]], list[str], list[tuple[Path, str]]]:
+        """Every video file as {method, quality, name, path, mask_path}, the unknown folders /
+        unexpected names found on the way (as messages), and the files refused because they
+        resolve outside the root (path inside the root, reason)."""
         found: list[dict[str, str]] = []
         unknown: list[str] = []
+        refused: list[tuple[Path, str]] = []
         for group, known in (("original_sequences", self.real_methods), ("manipulated_sequences", FAKE_METHODS)):
             base = self.root / group
             if not base.is_dir():
@@ -121,17 +123,31 @@ class FaceForensicsPP(DatasetAdapter):
                         if _ids(method, video.stem) is None:
                             unknown.append(f"File {video} does not follow the {method} naming; it is ignored.")
                             continue
+                        # confined: a link whose target leaves the root is refused before
+                        # anything opens, hashes or decodes the target
+                        rel = video.relative_to(self.root)
+                        try:
+                            path = self.resolve(rel)
+                        except UnsafePathError as exc:
+                            refused.append((rel, str(exc)))
+                            continue
+                        mask_path = ""
                         mask = masks / video.name
+                        if mask.is_file():
+                            try:
+                                mask_path = str(self.resolve(mask.relative_to(self.root)))
+                            except UnsafePathError as exc:
+                                refused.append((mask.relative_to(self.root), f"{exc} The video is used without a mask."))
                         found.append(
                             {
                                 "method": method,
                                 "quality": q_dir.name,
                                 "name": video.stem,
-                                "path": str(video.resolve()),
-                                "mask_path": str(mask.resolve()) if mask.is_file() else "",
+                                "path": str(path),
+                                "mask_path": mask_path,
                             }
                         )
-        return found, unknown
+        return found, unknown, refused
 
     def split_file(self, split: str) -> Path | None:
         for candidate in (self.root / "splits" / f"{split}.json", self.root / f"{split}.json"):
@@ -178,8 +194,11 @@ class FaceForensicsPP(DatasetAdapter):
     # -- adapter API -----------------------------------------------------------------
     def build_index(self) -> pd.DataFrame:
         self.require_root()
-        found, unknown = self._scan()
+        found, unknown, refused = self._scan()
         self.warnings = list(unknown)
+        self.rejected = []
+        for rel, reason in refused:
+            self.reject(rel, reason)
         needs_split = any(v["method"] not in UNSPLIT_METHODS for v in found)
         split_of = self._split_of(self.load_splits()) if needs_split else {}
         rows = []
@@ -229,8 +248,9 @@ class FaceForensicsPP(DatasetAdapter):
         if not self.root.is_dir():
             report.problems.append(f"Dataset root {self.root} does not exist.")
             return report
-        found, unknown = self._scan()
+        found, unknown, refused = self._scan()
         report.problems.extend(unknown)
+        report.problems.extend(reason for _, reason in refused)
         if not found:
             report.problems.append(
                 f"No videos under {self.root}/original_sequences or {self.root}/manipulated_sequences."
