@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from dfbench.benchmark.frames import FrameSet
 from dfbench.benchmark.metrics import bootstrap_auc_interval, compute_metrics, error_counts, video_level
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec
 from dfbench.benchmark.registry import Registry
+from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector, create_detector
 
 Perturbation = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
@@ -37,10 +37,6 @@ PROCEDURES: Registry[Callable[[RunContext], None]] = Registry("procedure")
 
 # failed videos score 0.5 at video level and are counted (DATASETS.md convention)
 FAILED_VIDEO_SCORE = 0.5
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "_"
 
 
 def cell_key(training: str, test: str, variant: str = "", perturbation: str = "", strength: float | None = None) -> str:
@@ -78,7 +74,7 @@ class RunContext:
         return path
 
     def model_dir(self, training_name: str) -> Path:
-        return self.run_dir / "models" / slug(training_name)
+        return self.run_dir / "models" / safe_component(training_name)
 
     def fit(self, detector: Detector, training_name: str, train: FrameSet, val: FrameSet) -> Detector:
         """Fit once per training and run dir; a finished model is reloaded, an interrupted fit resumes."""
@@ -95,11 +91,11 @@ class RunContext:
         self.log(f"[{training_name}] training {detector.name} on {train}")
         report = detector.fit(train, val, seed=self.seed, device=self.device, checkpoint_dir=folder, progress=self.progress)
         detector.save(final)
-        (folder / "fit.json").write_text(json.dumps({
+        atomic_write_json(folder / "fit.json", {
             "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
             "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
             "history": report.history, "wall_time_s": report.wall_time_s,
-        }, indent=2, default=float))
+        })
         (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
         return detector
 

@@ -21,14 +21,14 @@ For each training of the spec (one FF++ manipulation at C23, "per-subset" as in 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.procedures import PROCEDURES, RunContext, slug
+from dfbench.benchmark.procedures import PROCEDURES, RunContext
 from dfbench.benchmark.protocol import DataSpec, TrainingSpec
+from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector
 from dfbench.detectors.pbnet import (
     BleachedDetector,
@@ -99,7 +99,7 @@ def frozen_and_config(ctx: RunContext) -> tuple[Detector, PBNetConfig]:
 
 def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan: BleachPlan, config: PBNetConfig) -> PixelBleach:
     """Load the finished bleach of (training, plan) for this frozen detector, or train it."""
-    folder = ctx.work_dir / "pbnet" / slug(f"{training.name}--{plan.variant}")
+    folder = ctx.work_dir / "pbnet" / safe_component(f"{training.name}--{plan.variant}")
     final = folder / "bleach.pt"
     if final.exists():
         bleach = load_bleach(final, frozen, config=config, seed=ctx.seed)
@@ -113,10 +113,10 @@ def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan:
     ctx.log(f"[{training.name}] training bleach '{plan.variant}' on the detector's errors in {train_lq}")
     bleach = train_bleach(frozen, train_lq, val_lq, config, ctx.seed, ctx.device, checkpoint_dir=folder, progress=ctx.progress)
     save_bleach(bleach, final, seed=ctx.seed)
-    (folder / "bleach.json").write_text(json.dumps({
+    atomic_write_json(folder / "bleach.json", {
         "stats": bleach.stats, "best_epoch": bleach.report.best_epoch, "history": bleach.report.history,
         "wall_time_s": bleach.report.wall_time_s,
-    }, indent=2, default=float))
+    })
     (folder / "bleach_state.pt").unlink(missing_ok=True)  # finished: bleach.pt is enough
     return bleach
 

@@ -8,7 +8,6 @@ half-written checkpoint or result is ever read (all writes are temp file + renam
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import uuid
@@ -25,7 +24,7 @@ import torch
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
 from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FrameSet
-from dfbench.benchmark.procedures import PROCEDURES, RunContext, slug
+from dfbench.benchmark.procedures import PROCEDURES, RunContext
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, load_protocol
 from dfbench.benchmark.settings import get_settings
 from dfbench.detectors import create_detector
@@ -58,10 +57,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} was asked for but CUDA is not available; use --device cpu or auto.")
     return device
-
-
-def run_dir_for(results_root: Path, spec: ProtocolSpec, detector: str, backbone: str, preset: str, seed: int) -> Path:
-    return results_root / slug(spec.name) / slug(detector) / slug(backbone) / preset / f"seed{seed}"
 
 
 class DataResolver:
@@ -134,30 +129,19 @@ class DataResolver:
         return frames
 
 
-def _check_resume(run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
-    path = run_dir / "run.json"
+def _check_resume(store: Any, run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
         return
-    if not path.exists():
+    if not (run_dir / "run.json").exists():
         return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        old = {}
+    old = store.read_run_meta(run_dir) or {}
     for key in ("config_hash", "protocol_hash"):
         if old.get(key) != meta[key]:
             raise ConfigError(
                 f"{run_dir} holds a run with another {key.replace('_', ' ')} ({old.get(key)} vs {meta[key]}); "
                 f"pass --fresh to discard it or --results DIR to keep both."
             )
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def run(request: RunRequest) -> pd.DataFrame:
@@ -180,7 +164,7 @@ def run(request: RunRequest) -> pd.DataFrame:
     env = environment_info(device)
     all_rows = []
     for seed in request.seeds:
-        run_dir = run_dir_for(store.root, spec, request.detector, config.backbone, request.preset, seed)
+        run_dir = store.run_dir(spec.name, request.detector, config.backbone, request.preset, seed)
         meta = {
             "protocol": spec.name,
             "protocol_version": spec.version,
@@ -195,10 +179,10 @@ def run(request: RunRequest) -> pd.DataFrame:
             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
             "git_hash": env.get("git_hash"),
         }
-        _check_resume(run_dir, meta, request.fresh)
+        _check_resume(store, run_dir, meta, request.fresh)
         run_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        _write_json(run_dir / "run.json", {
+        store.write_run_meta(run_dir, {
             **meta, "status": "partial", "run_id": run_id, "started": datetime.now(timezone.utc).isoformat(),
             "protocol_spec": spec.raw, "detector_config": config.to_dict(), "environment": env,
             "roots": {k: str(v) for k, v in resolver.roots.items()},
@@ -222,8 +206,8 @@ def run(request: RunRequest) -> pd.DataFrame:
             )
             procedure(ctx)
         wall = time.perf_counter() - started
-        _write_json(run_dir / "run.json", {
-            **json.loads((run_dir / "run.json").read_text()), "status": "complete", "wall_time_s": wall,
+        store.write_run_meta(run_dir, {
+            **(store.read_run_meta(run_dir) or {}), "status": "complete", "wall_time_s": wall,
             "finished": datetime.now(timezone.utc).isoformat(), "data_fingerprints": ctx.fingerprints,
         })
         rows = store.read_run(run_dir)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import io
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +36,8 @@ from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameSet, ShuffledBatches
 from dfbench.benchmark.metrics import auc, video_level
 from dfbench.benchmark.registry import Registry
-from dfbench.detectors.backbones import create_backbone
+from dfbench.benchmark.results import atomic_write_bytes
+from dfbench.detectors.backbones import create_backbone, load_tensor_file
 
 CHECKPOINT_FORMAT = 1
 
@@ -134,14 +135,11 @@ def seed_everything(seed: int) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` through the one atomic-write helper: serialised in memory first, so a
+    full disk fails the write (one error line, no temp file left), never torch's pickler."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- detector
@@ -416,10 +414,7 @@ class Detector:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A dfbench checkpoint, loaded with ``weights_only=True``; corrupt files raise ConfigError."""
     path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"Checkpoint {path} is unreadable or not a dfbench checkpoint ({exc}).") from exc
+    blob = load_tensor_file(path, "Checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"Checkpoint {path} is not a dfbench checkpoint of format {CHECKPOINT_FORMAT}.")
     return blob
