@@ -27,7 +27,7 @@ from typing import Any
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.procedures import PROCEDURES, RunContext
-from dfbench.benchmark.protocol import DataSpec, TrainingSpec
+from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TrainingSpec
 from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector
 from dfbench.detectors.pbnet import (
@@ -165,5 +165,20 @@ def compression_remedy(ctx: RunContext) -> None:
                 ctx.score(test.name, training.name, frames, detector.predict(frames), variant=variant, extra=extra)
 
 
+def check_options(spec: ProtocolSpec) -> None:
+    """``options.bleaches`` of a compression_remedy spec, checked before any data is loaded:
+    each plan's qualities must exist in every dataset its training selects."""
+    from dfbench.benchmark.validate import check_data
+
+    unknown = sorted(set(spec.options) - {"bleaches"})
+    if unknown:
+        raise ConfigError(f"Protocol {spec.name!r} options: unknown key(s) {unknown}; allowed: ['bleaches'].")
+    plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
+    for plan in plans:
+        for training in spec.trainings:
+            if plan.applies_to(training.name):
+                check_data(plan.data(training.data), f"Protocol {spec.name!r} options.bleaches {plan.variant!r} on {training.name!r}")
+
+
 if "compression_remedy" not in PROCEDURES:
-    PROCEDURES.register("compression_remedy", compression_remedy)
+    PROCEDURES.register("compression_remedy", compression_remedy, check_options=check_options)

@@ -47,6 +47,39 @@ class RunRequest:
     quiet: bool = False
 
 
+def validate_request(request: RunRequest) -> tuple[ProtocolSpec, Any, str]:
+    """Check the whole request before any data is generated, preprocessed or loaded: the
+    protocol (every key, every registry name), the detector's typed overrides, backbone and
+    weights, the device, the dataset roots named on the command line, and that the results,
+    cache and (when it must be generated) embedded-data folders can be written.
+    Returns (protocol spec, an unfitted detector, device)."""
+    from dfbench.benchmark.results import ensure_writable
+    from dfbench.benchmark.validate import check_detector, check_spec
+    from dfbench.datasets.base import DATASETS
+
+    spec = load_protocol(request.protocol, request.preset)
+    check_spec(spec)
+    probe = create_detector(request.detector, preset=request.preset, **request.overrides)
+    check_detector(probe)
+    device = resolve_device(request.device)
+    for name, root in request.dataset_roots.items():
+        if name not in DATASETS:
+            raise ConfigError(f"--dataset-root {name}=…: unknown dataset {name!r}; known: {', '.join(DATASETS.names())}.")
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"--dataset-root {name}={root}: the folder does not exist.")
+    if request.data_root is not None and not Path(request.data_root).expanduser().is_dir():
+        raise ConfigError(f"--data-root {request.data_root}: the folder does not exist.")
+    settings = get_settings()
+    ensure_writable(request.results_root or settings.results, "The results (--results or DFBENCH_RESULTS)")
+    ensure_writable(settings.cache, "The crop-cache (DFBENCH_CACHE, default $DFBENCH_HOME/cache)")
+    if request.data_root is None:
+        from dfbench.datasets.synth.embedded import embedded_data_complete
+
+        if not embedded_data_complete("mini"):
+            ensure_writable(settings.data, "The embedded-data (DFBENCH_DATA, default $DFBENCH_HOME/data)")
+    return spec, probe, device
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         if torch.cuda.is_available():
@@ -150,10 +183,8 @@ def run(request: RunRequest) -> pd.DataFrame:
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
-    spec = load_protocol(request.protocol, request.preset)
+    spec, probe, device = validate_request(request)
     procedure = PROCEDURES.get(spec.procedure)
-    device = resolve_device(request.device)
-    probe = create_detector(request.detector, preset=request.preset, **request.overrides)
     config = probe.get_config()
     resolver = DataResolver(request, spec, config.input_size)
     skipped = resolver.require(spec)

@@ -91,6 +91,9 @@ class DatasetAdapter(ABC):
     description: ClassVar[str] = ""
     # methods whose videos are real (FF++: youtube, actors); every other method is fake
     real_methods: ClassVar[tuple[str, ...]] = ()
+    # every fake method the official layout can hold (None = not a fixed set); a protocol
+    # naming another method is refused before any data is read
+    fake_methods: ClassVar[tuple[str, ...] | None] = None
     # best quality first; boxes are detected on the first quality a video has
     qualities: ClassVar[tuple[str, ...]] = ("raw",)
     # True when the files already are face crops (WildDeepfake): preprocessing skips detection

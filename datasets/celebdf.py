@@ -51,6 +51,7 @@ class CelebDF(ScannedAdapter):
     name: ClassVar[str] = "celebdf"
     description: ClassVar[str] = "Celeb-DF v2 (List_of_testing_videos.txt: test; rest: train + identity-held-out val)"
     real_methods: ClassVar[tuple[str, ...]] = REAL_DIRS
+    fake_methods: ClassVar[tuple[str, ...] | None] = (FAKE_DIR,)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = "celebdf"

@@ -48,6 +48,7 @@ class DFDC(ScannedAdapter):
     name: ClassVar[str] = "dfdc"
     description: ClassVar[str] = "DFDC full (dfdc_train_part_*/metadata.json + test/labels.csv)"
     real_methods: ClassVar[tuple[str, ...]] = ("real",)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("fake",)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = None

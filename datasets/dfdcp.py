@@ -46,6 +46,7 @@ class DFDCPreview(ScannedAdapter):
     name: ClassVar[str] = "dfdcp"
     description: ClassVar[str] = "DFDC preview (dataset.json: label, set train/test)"
     real_methods: ClassVar[tuple[str, ...]] = (REAL_DIR,)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("method_A", "method_B")
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = "dfdcp"

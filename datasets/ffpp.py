@@ -77,6 +77,7 @@ class FaceForensicsPP(DatasetAdapter):
     name = "ffpp"
     description = "FaceForensics++ (youtube reals; DF, F2F, FS, NT, FaceShifter; DFD with actors), raw/c23/c40"
     real_methods = ("youtube", "actors")
+    fake_methods = FAKE_METHODS
     qualities = ("raw", "c23", "c40")
     embedded_subdir = "ffpp"
     default_dirname: ClassVar[str] = "FaceForensics++"

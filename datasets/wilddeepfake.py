@@ -143,6 +143,7 @@ class WildDeepfake(ScannedAdapter):
     name: ClassVar[str] = "wdf"
     description: ClassVar[str] = "WildDeepfake ({real,fake}_{train,test}/*.tar.gz face-crop sequences)"
     real_methods: ClassVar[tuple[str, ...]] = ("real",)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("fake",)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = True
     embedded_subdir: ClassVar[str | None] = "wdf"

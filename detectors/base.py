@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -25,11 +26,20 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+)
 from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
@@ -52,21 +62,22 @@ class DetectorConfig:
     paper's backbone, input size and schedule.
     """
 
+    # Annotated types are checked (types and ranges) by ``from_dict`` before anything runs
     backbone: str = "resnet10t"
     pretrained: bool = False
     weights: str | None = None  # local backbone checkpoint (loaded with weights_only=True)
-    input_size: int = 64
+    input_size: Annotated[int, Field(ge=8)] = 64
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    epochs: int = 6
-    batch_size: int = 32
-    optimizer: str = "adam"  # adam | adamw | radam | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    lr_step_epochs: int = 0  # decay lr by lr_gamma every this many epochs (0 = constant)
-    lr_gamma: float = 0.1
-    max_steps_per_epoch: int = 0  # 0 = whole training set each epoch
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.229, 0.224, 0.225)
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 32
+    optimizer: Literal["adam", "adamw", "radam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    lr_step_epochs: NonNegativeInt = 0  # decay lr by lr_gamma every this many epochs (0 = constant)
+    lr_gamma: PositiveFloat = 0.1
+    max_steps_per_epoch: NonNegativeInt = 0  # 0 = whole training set each epoch
     paper: str = ""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -97,13 +108,14 @@ class DetectorConfig:
             raise ConfigError(
                 f"Unknown config key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}."
             )
-        coerced = {}
-        for key, value in values.items():
-            default = getattr(cls, key, None)
-            if isinstance(default, tuple) and isinstance(value, list):
-                value = tuple(value)
-            coerced[key] = value
-        return cls(**coerced)
+        try:
+            return _config_adapter(cls).validate_python(dict(values))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors(include_url=False):
+                key = ".".join(str(p) for p in err["loc"])
+                problems.append(f"{key}={err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}")
+            raise ConfigError(f"Invalid {cls.__name__} value(s): {'; '.join(problems)}.") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -114,6 +126,12 @@ class DetectorConfig:
     def config_hash(self) -> str:
         blob = json.dumps({"class": type(self).__name__, **self.to_dict()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _config_adapter(cls: type) -> TypeAdapter:
+    """A pydantic validator for a config dataclass (types, ranges, lists → tuples), built once."""
+    return TypeAdapter(cls)
 
 
 @dataclass

@@ -478,6 +478,10 @@ class BleachedDetector(Detector):
             pretrained=cfg.pretrained if pretrained is None else pretrained, weights=cfg.weights, mean=cfg.mean, std=cfg.std,
         )
 
+    def nested_detectors(self) -> list[Detector]:
+        """The frozen detector this one wraps (its name and preset are validated before a run)."""
+        return [self.make_base()]
+
     @classmethod
     def from_parts(cls, detector: Detector, bleach: PixelBleach | None = None, config: PBNetConfig | None = None) -> BleachedDetector:
         """Wrap a fitted detector (and optionally its trained bleach); ``fit`` then trains only the bleach."""
