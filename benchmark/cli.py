@@ -33,6 +33,23 @@ def _parse_assignments(items: list[str], option: str) -> dict[str, Any]:
     return out
 
 
+def _require_writable(folder: Path, what: str) -> None:
+    """Fail before any work when an output folder cannot be written (one error line)."""
+    from dfbench.benchmark.results import ensure_writable
+
+    ensure_writable(folder, what)
+
+
+def _write_failure(exc: OSError) -> str | None:
+    """One line for a write that failed on a full or read-only file system (else None)."""
+    from dfbench.benchmark.results import WRITE_ERRNOS, write_error
+
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    target = Path(exc.filename) if exc.filename else Path("?")
+    return str(write_error(target.parent if target.suffix else target, exc))
+
+
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1.")
@@ -92,10 +109,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from dfbench.benchmark.settings import get_settings
 
     store = ResultsStore(Path(args.results) if args.results else get_settings().results)
+    out = Path(args.out) if args.out else store.root.parent / "leaderboard"
+    _require_writable(out, "The leaderboard (--out)")
     results = store.read_all()
     if results.empty:
         raise DfbenchError(f"No results under {store.root}; run `dfbench run ...` first or pass --results DIR.")
-    out = Path(args.out) if args.out else store.root.parent / "leaderboard"
     paths = build_leaderboard(results, out, reference=load_reference())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -143,9 +161,10 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from dfbench.benchmark.settings import get_settings
     from dfbench.datasets.base import get_dataset
 
+    cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
+    _require_writable(cache.root, "The crop-cache (--cache or DFBENCH_CACHE)")
     adapter = get_dataset(args.dataset, args.root)
     index = adapter.build_index()
-    cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
     report = preprocess(index, cache=cache, params=CropParams(frames=args.frames, size=args.size), adapter=adapter, progress=not args.no_progress)
     print(report.summary() if hasattr(report, "summary") else report)
     return 0 if not getattr(report, "failed", None) else 1
@@ -171,6 +190,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from dfbench.datasets.synth import ensure_embedded_data, generate_ffpp_like
 
     if args.out:
+        _require_writable(Path(args.out).parent, "The --out")
         path = generate_ffpp_like(Path(args.out), scale=args.scale, seed=args.seed, progress=not args.no_progress)
     else:
         path = ensure_embedded_data(args.scale)
@@ -280,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DfbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write outside the atomic helper hit a full or read-only disk
+        line = _write_failure(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume where it stopped", file=sys.stderr)

@@ -174,6 +174,9 @@ _WRITE_ERRORS = {
 }
 
 
+WRITE_ERRNOS = frozenset(_WRITE_ERRORS)
+
+
 def write_error(folder: Path, exc: OSError) -> DfbenchError:
     """One sentence for a failed write into ``folder`` (full, read-only, not permitted)."""
     why = _WRITE_ERRORS.get(exc.errno or -1, exc.strerror or str(exc))
