@@ -50,6 +50,33 @@ def _write_failure(exc: OSError) -> str | None:
     return str(write_error(target.parent if target.suffix else target, exc))
 
 
+def _failure_log() -> Any:
+    from dfbench.benchmark.failures import FailureLog
+
+    return FailureLog()
+
+
+def _print_failures(failures: Any, *, only_if_any: bool = False) -> None:
+    if failures or not only_if_any:
+        print("\n" + failures.summary(), flush=True)
+
+
+def _finish(failures: Any, allow_failures: bool) -> int:
+    """The run's last words: the failure summary, and exit code 1 when an input failed
+    (0 with ``--allow-failures``); see the README's exit codes."""
+    from dfbench.benchmark.failures import EXIT_FAILED_INPUTS, EXIT_OK
+
+    _print_failures(failures)
+    if failures and not allow_failures:
+        print(
+            f"failed: {len(failures)} input(s) were rejected or failed (listed above); exit code "
+            f"{EXIT_FAILED_INPUTS}. Pass --allow-failures to accept them.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
+
+
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1.")
@@ -91,7 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         rebuild_cache=args.rebuild_cache,
         progress=not args.no_progress,
     )
-    rows = run(request)
+    failures = _failure_log()
+    try:
+        rows = run(request, failures=failures)
+    except DfbenchError:
+        _print_failures(failures, only_if_any=True)
+        raise
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
@@ -100,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not table.empty:
                 print(f"\n{level}-level AUC (mean over {len(request.seeds)} seed(s)); rows = training, columns = test")
                 print(table.to_string())
-    return 0
+    return _finish(failures, args.allow_failures)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -138,8 +170,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         from dfbench.benchmark.runner import RunRequest, run
 
         seeds = _seeds(args)
+        failures = _failure_log()
         run(RunRequest(protocol=args.protocol, detector=args.detector, seeds=seeds, results_root=results_root,
-                       overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress))
+                       overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress),
+            failures=failures)
+        _print_failures(failures, only_if_any=True)
         # compare (or write) only the cells of this run; the file holds every study's cells
         only = {"protocol": [load_protocol(args.protocol).name], "detector": [args.detector], "seed": seeds}
     results = ResultsStore(results_root).read_all()
@@ -166,8 +201,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     adapter = get_dataset(args.dataset, args.root)
     index = adapter.build_index()
     report = preprocess(index, cache=cache, params=CropParams(frames=args.frames, size=args.size), adapter=adapter, progress=not args.no_progress)
-    print(report.summary() if hasattr(report, "summary") else report)
-    return 0 if not getattr(report, "failed", None) else 1
+    if args.no_progress:  # with progress, preprocess() has printed it already
+        print(report.summary())
+    failures = _failure_log()
+    failures.add_rejected(adapter.rejected)
+    failures.add_videos(report.failed)
+    return _finish(failures, args.allow_failures)
 
 
 def cmd_datasets_check(args: argparse.Namespace) -> int:
@@ -219,6 +258,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allow_failures_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when dataset entries were rejected or videos failed (they are still listed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfbench", description="Benchmark harness for face-forgery detectors.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="discard an earlier run of the same cell instead of resuming")
     p.add_argument("--rebuild-cache", action="store_true", help="delete the face-crop cache first")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    _allow_failures_option(p)
     common_run(p)
     p.set_defaults(func=cmd_run)
 
@@ -269,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="crop size in pixels")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE)")
     p.add_argument("--no-progress", action="store_true")
+    _allow_failures_option(p)
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("datasets", help="dataset tools")

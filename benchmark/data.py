@@ -98,6 +98,7 @@ def load_frames(
     progress: bool = True,
     rebuild: bool = False,
     workers: int = 0,
+    failures: dict[str, str] | None = None,
 ) -> FrameSet:
     """Frames of every video the selections name, with the extras in ``requires``.
 
@@ -106,6 +107,9 @@ def load_frames(
     quality — the selection's, else the adapter's — best first; one row per (video, frame),
     ``images`` holds the first quality). Raises DatasetError when a selection matches no
     video, a required quality or mask is missing, or every video failed.
+    ``failures``: a dict that receives every failed video (video_id → reason), including
+    those preprocessed only as dependencies (a paired real, another quality) and the videos
+    left out because such a dependency failed; filled even when the call raises.
     """
     requires = tuple(dict.fromkeys(requires))
     unknown = [r for r in requires if r not in EXTRAS]
@@ -149,7 +153,11 @@ def load_frames(
         failed.update(report.failed)
         notes.extend(report.notes)
         parts.append((rows, entries, index, adapter, qualities))
-    frames = _assemble(parts, requires, crop, failed)
+    try:
+        frames = _assemble(parts, requires, crop, failed)
+    finally:
+        if failures is not None:
+            failures.update(failed)
     if failed:
         shown = "; ".join(f"{v}: {r}" for v, r in list(failed.items())[:3])
         warnings.warn(

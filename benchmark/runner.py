@@ -7,6 +7,7 @@ half-written checkpoint or result is ever read (all writes are temp file + renam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -22,7 +23,8 @@ import pandas as pd
 import torch
 
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
-from dfbench.benchmark.errors import ConfigError, DatasetError
+from dfbench.benchmark.errors import ConfigError, DatasetError, DfbenchError
+from dfbench.benchmark.failures import FailureLog
 from dfbench.benchmark.frames import FrameSet
 from dfbench.benchmark.procedures import PROCEDURES, RunContext
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, load_protocol
@@ -111,6 +113,8 @@ class DataResolver:
             shutil.rmtree(cache_root)
         self.cache = CropCache(cache_root)
         self._memo: OrderedDict[tuple, FrameSet] = OrderedDict()
+        # every rejected dataset entry and failed video of the data this run loads
+        self.failures = FailureLog()
 
     def available(self, dataset: str) -> bool:
         root = self.roots.get(dataset)
@@ -148,14 +152,24 @@ class DataResolver:
         if key in self._memo:
             self._memo.move_to_end(key)
             return self._memo[key]
-        frames = self._data.load_frames(
-            [d.selection(split) for d in data],
-            roots=self.roots,
-            cache=self.cache,
-            crop=CropParams(frames=per_video, size=self.input_size),
-            requires=requires,
-            progress=self.request.progress,
-        )
+        failed: dict[str, str] = {}
+        try:
+            frames = self._data.load_frames(
+                [d.selection(split) for d in data],
+                roots=self.roots,
+                cache=self.cache,
+                crop=CropParams(frames=per_video, size=self.input_size),
+                requires=requires,
+                progress=self.request.progress,
+                failures=failed,
+            )
+        finally:
+            self.failures.add_videos(failed)
+            for name in dict.fromkeys(d.dataset for d in data):
+                # an index that could not be built raised already: its error is the one to show
+                with contextlib.suppress(DfbenchError):
+                    adapter, _ = self._data.dataset_index(name, self.roots[name])
+                    self.failures.add_rejected(adapter.rejected)
         self._memo[key] = frames
         while len(self._memo) > 6:  # bounded: test sets are reused across trainings
             self._memo.popitem(last=False)
@@ -177,8 +191,12 @@ def _check_resume(store: Any, run_dir: Path, meta: dict[str, Any], fresh: bool) 
             )
 
 
-def run(request: RunRequest) -> pd.DataFrame:
-    """Run every seed of one protocol × detector; returns this run's result rows."""
+def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFrame:
+    """Run every seed of one protocol × detector; returns this run's result rows.
+
+    ``failures`` (optional) receives every rejected dataset entry and failed video of the
+    data the run loaded, also when the run stops with an error (the CLI prints its summary).
+    """
     from dfbench.benchmark.environment import environment_info
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
@@ -187,6 +205,8 @@ def run(request: RunRequest) -> pd.DataFrame:
     procedure = PROCEDURES.get(spec.procedure)
     config = probe.get_config()
     resolver = DataResolver(request, spec, config.input_size)
+    if failures is not None:
+        resolver.failures = failures
     skipped = resolver.require(spec)
     log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
     for name in skipped:
@@ -211,6 +231,8 @@ def run(request: RunRequest) -> pd.DataFrame:
             "git_hash": env.get("git_hash"),
         }
         _check_resume(store, run_dir, meta, request.fresh)
+        # a resumed run reuses cells scored without the inputs that failed then: report them again
+        resolver.failures.merge_json(store.read_run_meta(run_dir) or {})
         run_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
         store.write_run_meta(run_dir, {
@@ -240,6 +262,7 @@ def run(request: RunRequest) -> pd.DataFrame:
         store.write_run_meta(run_dir, {
             **(store.read_run_meta(run_dir) or {}), "status": "complete", "wall_time_s": wall,
             "finished": datetime.now(timezone.utc).isoformat(), "data_fingerprints": ctx.fingerprints,
+            **resolver.failures.to_json(),
         })
         rows = store.read_run(run_dir)
         all_rows.append(rows)
