@@ -212,7 +212,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from dfbench.datasets.base import get_dataset
 
-    adapter = get_dataset(args.dataset, args.root)
+    adapter = get_dataset(args.dataset or _recognise_dataset(Path(args.root)), args.root)
     report = adapter.check()
     print(f"{report.dataset} at {report.root}")
     if not report.counts.empty:
@@ -223,6 +223,19 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print("layout OK" if report.ok else f"{len(report.problems)} problem(s) found")
     return 0 if report.ok else 1
+
+
+def _recognise_dataset(root: Path) -> str:
+    """The one dataset whose official layout ``root`` holds, or an error asking for --dataset."""
+    from dfbench.datasets import DATASETS
+
+    if not root.is_dir():
+        raise DfbenchError(f"Dataset root {root} does not exist.")
+    found = [name for name in DATASETS.names() if DATASETS.get(name).looks_like(root)]
+    if len(found) != 1:
+        what = "matches no known layout" if not found else f"looks like several datasets ({', '.join(found)})"
+        raise DfbenchError(f"{root} {what}; pass --dataset NAME (one of {', '.join(DATASETS.names())}).")
+    return found[0]
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -324,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="datasets_command", required=True)
     q = dsub.add_parser("check", help="validate a dataset layout and print counts")
     q.add_argument("root")
-    q.add_argument("--dataset", default="ffpp")
+    q.add_argument("--dataset", help="dataset name (default: recognised from the layout of ROOT)")
     q.set_defaults(func=cmd_datasets_check)
 
     p = sub.add_parser("data", help="the embedded synthetic benchmark")

@@ -76,34 +76,36 @@ class DFDCPreview(ScannedAdapter):
         for key in sorted(meta):
             entry = meta[key]
             where = f"{meta_path} entry {key!r}"
+            entry_name = f"{METADATA} entry {key!r}"
             try:
                 path = self.resolve(key)
             except UnsafePathError as exc:
-                findings.problem(UnsafePathError(f"{where} points outside the dataset root {self.root} ({exc})"))
+                findings.reject(entry_name, UnsafePathError(f"{where} points outside the dataset root {self.root} ({exc})"))
                 continue
             if not isinstance(entry, dict):
-                findings.problem(DatasetError(f"{where} is not an object with 'label' and 'set'."))
+                findings.reject(entry_name, DatasetError(f"{where} is not an object with 'label' and 'set'."))
                 continue
             label = LABELS.get(str(entry.get("label", "")).lower())
             if label is None:
-                findings.problem(DatasetError(f"{where} has label {entry.get('label')!r}; expected 'fake' or 'real'."))
+                findings.reject(entry_name, DatasetError(f"{where} has label {entry.get('label')!r}; expected 'fake' or 'real'."))
                 continue
             split = str(entry.get("set", "")).lower()
             if split not in SETS:
-                findings.problem(DatasetError(f"{where} has set {entry.get('set')!r}; expected 'train' or 'test'."))
+                findings.reject(entry_name, DatasetError(f"{where} has set {entry.get('set')!r}; expected 'train' or 'test'."))
                 continue
             parts = key.split("/")
             method, rest = parts[0], "/".join(parts[1:])
             if len(parts) < 2 or not rest.lower().endswith(".mp4"):
-                findings.problem(DatasetError(f"{where} is not '<folder>/…/<name>.mp4'."))
+                findings.reject(entry_name, DatasetError(f"{where} is not '<folder>/…/<name>.mp4'."))
                 continue
             if (method == REAL_DIR) != (label == 0):
-                findings.problem(
-                    DatasetError(f"{where} is labelled {entry.get('label')!r} but lies in {method}/ (reals are in {REAL_DIR}/).")
+                findings.reject(
+                    entry_name,
+                    DatasetError(f"{where} is labelled {entry.get('label')!r} but lies in {method}/ (reals are in {REAL_DIR}/)."),
                 )
                 continue
             if not path.is_file():
-                findings.problem(DatasetError(f"{where} names a video that does not exist under {self.root}."))
+                findings.reject(entry_name, DatasetError(f"{where} names a video that does not exist under {self.root}."))
                 continue
             name = rest[: -len(".mp4")]
             rows.append(

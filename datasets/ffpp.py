@@ -158,24 +158,25 @@ class FaceForensicsPP(DatasetAdapter):
 
     def load_splits(self) -> dict[str, list[tuple[str, str]]]:
         """The official pairs per split. Raises DatasetError for a missing or malformed file."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        for split in SPLITS:
-            path = self.split_file(split)
-            if path is None:
-                raise DatasetError(
-                    f"FF++ split file {self.root / 'splits' / f'{split}.json'} is missing (also looked for "
-                    f"{self.root / f'{split}.json'}); copy the official splits/ folder from the FaceForensics "
-                    f"repository into the dataset root."
-                )
-            try:
-                pairs = json.loads(path.read_text())
-                out[split] = [(str(a), str(b)) for a, b in pairs]
-            except (ValueError, TypeError) as exc:
-                raise DatasetError(
-                    f"FF++ split file {path} is not a JSON list of [target, source] pairs ({exc}); "
-                    f"restore the official file."
-                ) from exc
-        return out
+        return {split: self.load_split(split) for split in SPLITS}
+
+    def load_split(self, split: str) -> list[tuple[str, str]]:
+        """One split file's pairs. Raises DatasetError when it is missing or malformed."""
+        path = self.split_file(split)
+        if path is None:
+            raise DatasetError(
+                f"FF++ split file {self.root / 'splits' / f'{split}.json'} is missing (also looked for "
+                f"{self.root / f'{split}.json'}); copy the official splits/ folder from the FaceForensics "
+                f"repository into the dataset root."
+            )
+        try:
+            pairs = json.loads(path.read_text())
+            return [(str(a), str(b)) for a, b in pairs]
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(
+                f"FF++ split file {path} is not a JSON list of [target, source] pairs ({exc}); "
+                f"restore the official file."
+            ) from exc
 
     @staticmethod
     def _split_of(splits: dict[str, list[tuple[str, str]]]) -> dict[str, str]:
@@ -257,10 +258,15 @@ class FaceForensicsPP(DatasetAdapter):
                 f"No videos under {self.root}/original_sequences or {self.root}/manipulated_sequences."
             )
             return report
-        splits: dict[str, list[tuple[str, str]]] | None = None
+        # each split file on its own: a missing val.json still lets train and test be counted
+        splits: dict[str, list[tuple[str, str]]] = {}
+        for split in SPLITS:
+            try:
+                splits[split] = self.load_split(split)
+            except DatasetError as exc:
+                report.problems.append(str(exc))
         split_of: dict[str, str] = {}
         try:
-            splits = self.load_splits()
             split_of = self._split_of(splits)
         except DatasetError as exc:
             report.problems.append(str(exc))
@@ -279,13 +285,14 @@ class FaceForensicsPP(DatasetAdapter):
             if missing:
                 report.problems.append(f"{method} lacks qualities {missing} that other methods have.")
         unsplit = frame[frame["split"] == "none"]
-        if splits is not None and len(unsplit):
+        if splits and len(unsplit):
             report.problems.append(
                 f"{len(unsplit)} videos are in no split file (e.g. "
                 f"{', '.join((unsplit['method'] + '/' + unsplit['name']).head(3))})."
             )
-        if splits is not None:
+        if splits:
             self._check_pairs(frame, splits, report)
+        if len(splits) == len(SPLITS):
             self._check_official(frame, splits, report)
         return report
 

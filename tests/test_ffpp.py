@@ -79,6 +79,10 @@ def test_missing_split_file(ffpp_copy):
     report = FaceForensicsPP(ffpp_copy).check()
     assert not report.ok
     assert any("val.json" in p for p in report.problems)
+    # the other split files still count their videos (issue #18 item 5)
+    counts = report.counts.set_index(["method", "quality", "split"])["videos"]
+    assert counts[("youtube", "c23", "train")] == 2 and counts[("youtube", "c23", "test")] == 2
+    assert counts[("Deepfakes", "raw", "test")] == 2 and counts[("youtube", "c23", "none")] == 2
 
 
 def test_split_files_at_root_are_found(ffpp_copy):
