@@ -100,3 +100,17 @@ def test_dependants_of_a_failed_paired_real_are_named(ffpp_copy, env):
     clear_index_memo()
     assert set(failures) == {"ffpp/youtube/c23/000", "ffpp/NeuralTextures/c23/000_001"}
     assert failures["ffpp/NeuralTextures/c23/000_001"].startswith("its target's real video ffpp/youtube/c23/000 failed:")
+
+
+def test_preprocess_cli_on_a_clean_tree(ffpp_fixture, env, capsys):
+    """`dfbench preprocess` fills the cache for every indexed video, exits 0, and a second
+    pass reads everything from the cache."""
+    args = ["preprocess", "--dataset", "ffpp", "--root", str(ffpp_fixture.root), "--frames", "2", "--size", "32",
+            "--cache", str(env / "cache"), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Preprocessed 63 videos") and "0 from the cache, 63 built" in out and "0 failed" in out
+    assert out.rstrip().endswith("All inputs were used: no rejected entries, no failed videos.")
+    assert len(list((env / "cache").rglob("crops/*/*.npz"))) == 63
+    assert main(args) == 0
+    assert "63 from the cache, 0 built" in capsys.readouterr().out

@@ -13,9 +13,10 @@ import torch
 
 import dfbench  # noqa: F401  (torchvision guard before timm)
 from dfbench.benchmark.frames import FrameSet
-from dfbench.benchmark.procedures import PROCEDURES, RunContext
+from dfbench.benchmark.procedures import PROCEDURES, RunContext, cell_key
 from dfbench.benchmark.procedures_pbnet import bleach_plans, compression_remedy, frozen_and_config
 from dfbench.benchmark.protocol import load_protocol, parse_protocol
+from dfbench.benchmark.results import CELL_DONE_SUFFIX, CELLS_DIR, ResultsStore, cell_id
 from dfbench.detectors import create_detector
 from dfbench.detectors.pbnet import (
     BleachedDetector,
@@ -201,19 +202,6 @@ def test_registered_pbnet_fits_both_stages_and_round_trips(tmp_path: Path) -> No
 
 
 # --------------------------------------------------------------------------- procedure
-class MemoryStore:
-    """The two methods of ResultsStore a RunContext uses, in memory."""
-
-    def __init__(self) -> None:
-        self.cells: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-
-    def cell_done(self, run_dir: Path, key: str) -> bool:
-        return key in self.cells
-
-    def mark_cell_done(self, run_dir: Path, key: str, rows: pd.DataFrame, pred: pd.DataFrame) -> None:
-        self.cells[key] = (rows, pred)
-
-
 SPEC = {
     "name": "compression_remedy_tiny", "version": 1, "procedure": "compression_remedy",
     "metrics": ["auc", "acc"], "frames": {"train": 4, "test": 4},
@@ -224,7 +212,7 @@ SPEC = {
 }
 
 
-def make_ctx(tmp_path: Path, store: MemoryStore, loads: list) -> RunContext:
+def make_ctx(tmp_path: Path, store: ResultsStore, loads: list) -> RunContext:
     def loader(data, split, per_video, requires):
         (quality,) = data[0].qualities
         loads.append((quality, split))
@@ -234,6 +222,7 @@ def make_ctx(tmp_path: Path, store: MemoryStore, loads: list) -> RunContext:
         spec=parse_protocol(SPEC, "test"), detector_name="erm", preset="mini", seed=0, device="cpu",
         run_dir=tmp_path, frame_loader=loader, store=store,
         detector_overrides={"input_size": SIZE, "epochs": 1, "batch_size": 16}, log=lambda msg: None,
+        run_meta={"protocol": SPEC["name"], "detector": "erm", "seed": 0},
     )
 
 
@@ -241,9 +230,10 @@ def test_procedure_scores_detector_and_bleach_variants(tmp_path: Path, monkeypat
     monkeypatch.setattr(PBNetConfig, "PRESETS", {**PBNetConfig.PRESETS, "mini": {
         **PBNetConfig.PRESETS["mini"], "epochs": 1, "batch_size": 8, "generator_width": 16}})
     assert PROCEDURES.get("compression_remedy") is compression_remedy
-    store, loads = MemoryStore(), []
+    store, loads = ResultsStore(tmp_path / "results"), []
     compression_remedy(make_ctx(tmp_path, store, loads))
-    rows = pd.concat([r for r, _ in store.cells.values()])
+    rows = store.read_run(tmp_path)
+    assert len(rows) == 3 * 2 * 2  # 3 variants × (auc, acc) × (frame, video)
     assert set(rows["variant"]) == {"detector", "detector+bleach", "detector+bleach/c23"}
     acc = rows[(rows.metric == "acc") & (rows.level == "frame")].set_index("variant")
     assert acc.loc["detector+bleach", "bleach_quality"] == "c40"
@@ -251,25 +241,27 @@ def test_procedure_scores_detector_and_bleach_variants(tmp_path: Path, monkeypat
     assert (acc["fp"] + acc["fn"] + acc["value"] * (acc["n_real"] + acc["n_fake"])).round().eq(acc["n_real"] + acc["n_fake"]).all()
     # the detector trained at c23, bleaches at c40 and c23 training splits, tests at c40
     assert ("c23", "train") in loads and ("c40", "train") in loads and ("c40", "test") in loads
-    preds = {k: p for k, (_, p) in store.cells.items()}
-    det_scores = next(p for p in preds.values() if (p["variant"] == "detector").all())["score"].to_numpy()
-    bl_scores = next(p for p in preds.values() if (p["variant"] == "detector+bleach").all())["score"].to_numpy()
+    preds = store.read_predictions(tmp_path)
+    det_scores = preds[preds["variant"] == "detector"]["score"].to_numpy()
+    bl_scores = preds[preds["variant"] == "detector+bleach"]["score"].to_numpy()
+    assert len(det_scores) == len(bl_scores) > 0
     assert not np.array_equal(det_scores, bl_scores)
     assert (tmp_path / "work" / "pbnet" / "FS_c23--detector+bleach" / "bleach.pt").exists()
     # a rerun with every cell done does nothing; with one cell missing it reuses model and bleach
     loads.clear()
     compression_remedy(make_ctx(tmp_path, store, loads))
     assert loads == []
-    key = next(k for k, (_, p) in store.cells.items() if (p["variant"] == "detector+bleach").all())
-    del store.cells[key]
+    key = cell_key("FS/c23", "FS/c40", "detector+bleach")
+    (tmp_path / CELLS_DIR / f"{cell_id(key)}{CELL_DONE_SUFFIX}").unlink()  # as if it never finished
     compression_remedy(make_ctx(tmp_path, store, loads))
     assert loads == [("c40", "test")]
-    again = store.cells[key][1]["score"].to_numpy()
+    preds = store.read_predictions(tmp_path)
+    again = preds[preds["variant"] == "detector+bleach"]["score"].to_numpy()
     assert np.allclose(again, bl_scores, atol=1e-6)
 
 
 def test_pbnet_detector_contributes_its_base_and_config(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, MemoryStore(), [])
+    ctx = make_ctx(tmp_path, ResultsStore(tmp_path / "results"), [])
     ctx.detector_name, ctx.detector_overrides = "pbnet_m0", {"input_size": SIZE}
     frozen, config = frozen_and_config(ctx)
     assert frozen.name == "erm" and frozen.config.input_size == SIZE and config.offset_m == 0.0
