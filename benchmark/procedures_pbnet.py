@@ -126,7 +126,7 @@ def compression_remedy(ctx: RunContext) -> None:
     spec = ctx.spec
     plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
     for training in spec.trainings:
-        tests = [t for t in spec.tests_for(training.name) if t.name not in ctx.skip_tests and all(ctx.available(d.dataset) for d in t.data)]
+        tests = ctx.tests_to_score(training.name)
         mine = [p for p in plans if p.applies_to(training.name)]
         variants = [DETECTOR_VARIANT, *(p.variant for p in mine)]
         pending = {t.name: [v for v in variants if not ctx.cell_done(t.name, training.name, v)] for t in tests}
@@ -134,12 +134,7 @@ def compression_remedy(ctx: RunContext) -> None:
             ctx.log(f"[{training.name}] all {len(tests) * len(variants)} cells already scored")
             continue
         frozen, config = frozen_and_config(ctx)
-        if not (ctx.model_dir(training.name) / "model.pt").exists():
-            train = ctx.frames(training.data, "train", frozen.requires)
-            val = ctx.frames(training.data, "val", frozen.requires, role="test")
-        else:
-            train = val = None
-        frozen = ctx.fit(frozen, training.name, train, val)
+        frozen = ctx.train_model(frozen, training)
         needed = {v for vs in pending.values() for v in vs}
         bleached = {
             p.variant: (p, BleachedDetector.from_parts(frozen, _bleach_for(ctx, frozen, training, p, config)))

@@ -320,19 +320,10 @@ class Detector:
     def _train_epoch(self, train: FrameSet, seed: int, epoch: int, progress) -> dict[str, float]:
         for module in [self.model, *self.train_modules.values()]:
             module.train()
-        sums: dict[str, float] = {}
-        steps = 0
         loader = self.train_loader(train, seed, epoch)
         total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
-        for batch in loader:
-            if steps >= total:
-                break
-            for key, value in self.training_step(batch).items():
-                sums[key] = sums.get(key, 0.0) + value
-            steps += 1
-            if progress is not None:
-                progress(f"epoch {epoch + 1}/{self.config.epochs}", steps, total)
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        label = f"epoch {epoch + 1}/{self.config.epochs}"
+        return run_epoch(loader, self.training_step, total, None if progress is None else (lambda step: progress(label, step, total)))
 
     def _check_requires(self, frames: FrameSet) -> None:
         missing = sorted(k for k in self.requires if k not in frames.extras)
@@ -407,7 +398,7 @@ class Detector:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "best_state": best_state,
             "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
-            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": _python_rng_state()},
+            "rng": rng_state(),
         }
         atomic_torch_save(state, path)
 
@@ -421,12 +412,44 @@ class Detector:
             opt.load_state_dict(blob["optimizers"][key])
         for key, sched in self.schedulers.items():
             sched.load_state_dict(blob["schedulers"][key])
-        torch.set_rng_state(blob["rng"]["torch"])
-        _set_numpy_rng_state(blob["rng"]["numpy"])
-        _set_python_rng_state(blob["rng"]["python"])
+        set_rng_state(blob["rng"])
         r = blob["report"]
         report = FitReport(best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"], history=list(r["history"]), epochs_run=blob["next_epoch"])
         return int(blob["next_epoch"]), blob["best_state"], report
+
+
+def run_epoch(
+    batches: Iterable[Any],
+    step: Callable[[Any], Mapping[str, float]],
+    total: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """One epoch, shared by every training loop (``Detector.fit``, PBNet's bleach): ``step`` on
+    each of the first ``total`` batches; each log is averaged over the steps run."""
+    sums: dict[str, float] = {}
+    steps = 0
+    for batch in batches:
+        if steps >= total:
+            break
+        for key, value in step(batch).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        steps += 1
+        if progress is not None:
+            progress(steps)
+    return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, NumPy and Python RNG states (weights_only-loadable), saved with every
+    training checkpoint so a resumed fit draws the same numbers as an uninterrupted one."""
+    return {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": _python_rng_state()}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what ``rng_state`` saved (all three generators)."""
+    torch.set_rng_state(state["torch"])
+    _set_numpy_rng_state(state["numpy"])
+    _set_python_rng_state(state["python"])
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

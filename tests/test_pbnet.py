@@ -275,3 +275,52 @@ def test_shipped_protocol_validates() -> None:
     assert load_protocol("compression_remedy", preset="paper").frames_test == 300
     with pytest.raises(Exception, match="unknown training"):
         bleach_plans({"bleaches": [{"variant": "x", "qualities": ["c40"], "trainings": ["nope"]}]}, ["FS/c23"], "p")
+
+
+def test_interrupted_bleach_resumes_to_the_same_weights_with_every_rng(fitted_erm, tmp_path: Path) -> None:
+    """Issue #18 item 7: the bleach loop is the shared epoch loop; its checkpoint holds the
+    torch, NumPy and Python RNG states (as Detector.fit's does) and a resumed run ends where an
+    uninterrupted one does."""
+    cfg = small_config(epochs=2)
+    train, val = tiny_frames("c40", "train"), tiny_frames("c40", "val")
+    whole = train_bleach(fitted_erm, train, val, cfg, seed=0)
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_epoch_2(label, step, total):
+        if label.startswith("bleach epoch 2/"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path, progress=stop_in_epoch_2)
+    saved = torch.load(tmp_path / "bleach_state.pt", weights_only=True)
+    assert saved["next_epoch"] == 1 and set(saved["rng"]) == {"torch", "numpy", "python"}
+    resumed = train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path)
+    assert resumed.report.resumed_from_epoch == 1 and len(resumed.report.history) == 2
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_procedure_loads_validation_with_validation_requires(tmp_path: Path, monkeypatch) -> None:
+    """Issue #18 item 7: compression_remedy trains through the shared RunContext.train_model,
+    so validation frames come without training-only extras (as train_test loads them)."""
+    from dfbench.detectors.base import Detector
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+    monkeypatch.setattr(Detector, "requires", frozenset({"qualities", "landmarks"}))
+    monkeypatch.setattr(RunContext, "fit", lambda self, det, name, train, val: (_ for _ in ()).throw(Stop()))
+    ctx = make_ctx(tmp_path, ResultsStore(tmp_path / "results"), [])
+    inner = ctx.frame_loader
+
+    def loader(data, split, per_video, requires):
+        seen.append((split, requires))
+        return inner(data, split, per_video, requires)
+
+    ctx.frame_loader = loader
+    with pytest.raises(Stop):
+        compression_remedy(ctx)
+    assert seen == [("train", ("landmarks", "qualities")), ("val", ("landmarks",))]
