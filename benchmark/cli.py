@@ -196,11 +196,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     from dfbench.benchmark.settings import get_settings
     from dfbench.datasets.base import get_dataset
 
+    params = CropParams(frames=args.frames, size=args.size)  # checked before any data is read
     cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
     _require_writable(cache.root, "The crop-cache (--cache or DFBENCH_CACHE)")
     adapter = get_dataset(args.dataset, args.root)
     index = adapter.build_index()
-    report = preprocess(index, cache=cache, params=CropParams(frames=args.frames, size=args.size), adapter=adapter, progress=not args.no_progress)
+    report = preprocess(index, cache=cache, params=params, adapter=adapter, progress=not args.no_progress)
     if args.no_progress:  # with progress, preprocess() has printed it already
         print(report.summary())
     failures = _failure_log()
