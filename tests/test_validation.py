@@ -132,3 +132,9 @@ def test_a_valid_request_passes_validation(no_data_work) -> None:
     assert spec.name == "mine" and device == "cpu"
     # YAML's "1e-3" is a string; the typed config makes it the number it names
     assert detector.config.epochs == 2 and detector.config.lr == pytest.approx(1e-3)
+
+
+def test_preprocess_checks_crop_parameters_before_reading_the_dataset(no_data_work, capsys) -> None:
+    rc = main(["preprocess", "--dataset", "ffpp", "--root", str(no_data_work / "absent"), "--frames", "0", "--no-progress"])
+    assert rc == 2
+    assert capsys.readouterr().err == "error: CropParams.frames must be at least 1, got 0.\n"
