@@ -105,6 +105,11 @@ class CelebDF(ScannedAdapter):
         if not path.is_file():
             findings.problem(DatasetError(f"Test list {path} is missing; Celeb-DF's split comes from it."))
             return set(), set()
+        try:
+            path = self.resolve(TEST_LIST)
+        except UnsafePathError as exc:
+            findings.problem(exc)
+            return set(), set()
         listed: set[str] = set()
         doubtful: set[str] = set()
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

@@ -106,6 +106,8 @@ class DFDC(ScannedAdapter):
     def _train_part(self, part: str, findings: Findings) -> list[dict]:
         meta_path = self.root / part / "metadata.json"
         try:
+            if meta_path.exists():
+                meta_path = self.resolve(f"{part}/metadata.json")  # a link out of the root is refused
             meta = load_json(meta_path)
         except DatasetError as exc:
             findings.reject(f"{part}/metadata.json", exc)
@@ -145,6 +147,11 @@ class DFDC(ScannedAdapter):
         labels_path = self.root / "test" / "labels.csv"
         if not labels_path.is_file():
             findings.problem(DatasetError(f"{labels_path} is missing; the DFDC test labels come from it."))
+            return []
+        try:
+            labels_path = self.resolve("test/labels.csv")
+        except UnsafePathError as exc:
+            findings.problem(exc)
             return []
         rows = []
         with labels_path.open(newline="", encoding="utf-8") as fh:

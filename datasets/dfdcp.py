@@ -69,6 +69,8 @@ class DFDCPreview(ScannedAdapter):
 
     def _scan(self, findings: Findings) -> pd.DataFrame:
         meta_path = self.root / METADATA
+        if meta_path.exists():
+            meta_path = self.resolve(METADATA)  # a link out of the root is refused
         meta = load_json(meta_path)
         if not isinstance(meta, dict):
             raise DatasetError(f"{meta_path} must hold an object mapping video paths to entries.")

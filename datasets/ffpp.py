@@ -153,7 +153,7 @@ class FaceForensicsPP(DatasetAdapter):
     def split_file(self, split: str) -> Path | None:
         for candidate in (self.root / "splits" / f"{split}.json", self.root / f"{split}.json"):
             if candidate.is_file():
-                return candidate
+                return self.resolve(candidate.relative_to(self.root))  # a link out of the root is refused
         return None
 
     def load_splits(self) -> dict[str, list[tuple[str, str]]]:

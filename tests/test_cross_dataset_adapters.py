@@ -397,3 +397,24 @@ def test_datasets_check_recognises_the_layout_or_asks_for_dataset(celeb_root, tm
     assert main(["datasets", "check", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'empty'} matches no known layout; pass --dataset NAME") and err.count("\n") == 1
+
+
+def test_metadata_files_linked_out_of_the_root_are_refused(tmp_path):
+    """Issue #18 item 1 for metadata: a test list or dataset.json that is a link to a file
+    outside the root is refused, never read."""
+    make_dfdcp(tmp_path / "dfdcp", DFDCP_ENTRIES)
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(DFDCP_ENTRIES))
+    (tmp_path / "dfdcp" / "dataset.json").unlink()
+    (tmp_path / "dfdcp" / "dataset.json").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="'dataset.json' under .* resolves outside the dataset root"):
+        DFDCPreview(tmp_path / "dfdcp").build_index()
+    root = tmp_path / "celeb"
+    write_video(root / "Celeb-real/id1_0000.mp4")
+    for d in ("YouTube-real", "Celeb-synthesis"):
+        (root / d).mkdir()
+    (tmp_path / "list.txt").write_text("1 Celeb-real/id1_0000.mp4\n")
+    (root / "List_of_testing_videos.txt").symlink_to(tmp_path / "list.txt")
+    with pytest.raises(UnsafePathError, match="'List_of_testing_videos.txt' under .* resolves outside"):
+        CelebDF(root).build_index()
+    assert any("resolves outside" in p for p in CelebDF(root).check().problems)
