@@ -35,6 +35,50 @@ def _parse_assignments(items: list[str], option: str) -> dict[str, Any]:
     return out
 
 
+def _require_writable(folder: Path, what: str) -> None:
+    """Fail before any work when an output folder cannot be written (one error line)."""
+    from dfbench.benchmark.results import ensure_writable
+
+    ensure_writable(folder, what)
+
+
+def _write_failure(exc: OSError) -> str | None:
+    """One line for a write that failed on a full or read-only file system (else None)."""
+    from dfbench.benchmark.results import WRITE_ERRNOS, write_error
+
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    target = Path(exc.filename) if exc.filename else Path("?")
+    return str(write_error(target.parent if target.suffix else target, exc))
+
+
+def _failure_log() -> Any:
+    from dfbench.benchmark.failures import FailureLog
+
+    return FailureLog()
+
+
+def _print_failures(failures: Any, *, only_if_any: bool = False) -> None:
+    if failures or not only_if_any:
+        print("\n" + failures.summary(), flush=True)
+
+
+def _finish(failures: Any, allow_failures: bool) -> int:
+    """The run's last words: the failure summary, and exit code 1 when an input failed
+    (0 with ``--allow-failures``); see the README's exit codes."""
+    from dfbench.benchmark.failures import EXIT_FAILED_INPUTS, EXIT_OK
+
+    _print_failures(failures)
+    if failures and not allow_failures:
+        print(
+            f"failed: {len(failures)} input(s) were rejected or failed (listed above); exit code "
+            f"{EXIT_FAILED_INPUTS}. Pass --allow-failures to accept them.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
+
+
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1.")
@@ -76,7 +120,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         rebuild_cache=args.rebuild_cache,
         progress=not args.no_progress,
     )
-    rows = run(request)
+    failures = _failure_log()
+    try:
+        rows = run(request, failures=failures)
+    except DfbenchError:
+        _print_failures(failures, only_if_any=True)
+        raise
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
@@ -85,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not table.empty:
                 print(f"\n{level}-level AUC (mean over {len(request.seeds)} seed(s)); rows = training, columns = test")
                 print(table.to_string())
-    return 0
+    return _finish(failures, args.allow_failures)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -94,10 +143,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from dfbench.benchmark.settings import get_settings
 
     store = ResultsStore(Path(args.results) if args.results else get_settings().results)
+    out = Path(args.out) if args.out else store.root.parent / "leaderboard"
+    _require_writable(out, "The leaderboard (--out)")
     results = store.read_all()
     if results.empty:
         raise DfbenchError(f"No results under {store.root}; run `dfbench run ...` first or pass --results DIR.")
-    out = Path(args.out) if args.out else store.root.parent / "leaderboard"
     paths = build_leaderboard(results, out, reference=load_reference())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -142,8 +192,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         from dfbench.benchmark.runner import RunRequest, run
 
         seeds = _seeds(args)
+        failures = _failure_log()
         run(RunRequest(protocol=args.protocol, detector=args.detector, seeds=seeds, results_root=results_root,
-                       overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress))
+                       overrides=_parse_assignments(args.set, "--set"), progress=not args.no_progress),
+            failures=failures)
+        _print_failures(failures, only_if_any=True)
         # compare (or write) only the cells of this run; the file holds every study's cells
         only = {"protocol": [load_protocol(args.protocol).name], "detector": [args.detector], "seed": seeds}
     results = ResultsStore(results_root).read_all()
@@ -172,7 +225,9 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     if device == "mps":
         device = "cpu"  # "auto" on a Mac picks mps; MTCNN runs on CPU or CUDA here
     cache = CropCache(Path(args.cache) if args.cache else get_settings().cache)
+    _require_writable(cache.root, "The crop-cache (--cache or DFBENCH_CACHE)")
     progress = not args.no_progress
+    failures = _failure_log()
     if args.protocol:
         if args.dataset or args.root or args.frames is not None or args.size is not None or args.detect_size is not None:
             raise ConfigError(
@@ -187,19 +242,20 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         from dfbench.benchmark.preprocess.pipeline import preprocess
         from dfbench.datasets.base import get_dataset
 
-        adapter = get_dataset(args.dataset, args.root)
-        index = adapter.build_index()
-        params = CropParams(
+        params = CropParams(  # checked before any data is read
             frames=32 if args.frames is None else args.frames,
             size=299 if args.size is None else args.size,
             detect_size=DETECT_SIZE if args.detect_size is None else args.detect_size,
         )
+        adapter = get_dataset(args.dataset, args.root)
+        index = adapter.build_index()
         report = preprocess(index, cache=cache, params=params, adapter=adapter, progress=progress,
                             workers=args.workers, device=device)
-        if progress:  # preprocess printed the summary already
-            return 0 if not report.failed else 1
-    print(report.summary())
-    return 0 if not report.failed else 1
+        failures.add_rejected(adapter.rejected)
+    if args.protocol or not progress:  # with progress, the dataset mode's preprocess() printed it
+        print(report.summary())
+    failures.add_videos(report.failed)
+    return _finish(failures, args.allow_failures)
 
 
 def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool) -> Any:
@@ -232,7 +288,7 @@ def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, prog
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from dfbench.datasets.base import get_dataset
 
-    adapter = get_dataset(args.dataset, args.root)
+    adapter = get_dataset(args.dataset or _recognise_dataset(Path(args.root)), args.root)
     report = adapter.check()
     print(f"{report.dataset} at {report.root}")
     if not report.counts.empty:
@@ -245,10 +301,24 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _recognise_dataset(root: Path) -> str:
+    """The one dataset whose official layout ``root`` holds, or an error asking for --dataset."""
+    from dfbench.datasets import DATASETS
+
+    if not root.is_dir():
+        raise DfbenchError(f"Dataset root {root} does not exist.")
+    found = [name for name in DATASETS.names() if DATASETS.get(name).looks_like(root)]
+    if len(found) != 1:
+        what = "matches no known layout" if not found else f"looks like several datasets ({', '.join(found)})"
+        raise DfbenchError(f"{root} {what}; pass --dataset NAME (one of {', '.join(DATASETS.names())}).")
+    return found[0]
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from dfbench.datasets.synth import ensure_embedded_data, generate_ffpp_like
 
     if args.out:
+        _require_writable(Path(args.out).parent, "The --out")
         path = generate_ffpp_like(Path(args.out), scale=args.scale, seed=args.seed, progress=not args.no_progress)
     else:
         path = ensure_embedded_data(args.scale)
@@ -278,6 +348,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allow_failures_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when dataset entries were rejected or videos failed (they are still listed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfbench", description="Benchmark harness for face-forgery detectors.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="discard an earlier run of the same cell instead of resuming")
     p.add_argument("--rebuild-cache", action="store_true", help="delete the face-crop cache first")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    _allow_failures_option(p)
     common_run(p)
     p.set_defaults(func=cmd_run)
 
@@ -345,13 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
     p.add_argument("--no-progress", action="store_true")
+    _allow_failures_option(p)
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("datasets", help="dataset tools")
     dsub = p.add_subparsers(dest="datasets_command", required=True)
     q = dsub.add_parser("check", help="validate a dataset layout and print counts")
     q.add_argument("root")
-    q.add_argument("--dataset", default="ffpp")
+    q.add_argument("--dataset", help="dataset name (default: recognised from the layout of ROOT)")
     q.set_defaults(func=cmd_datasets_check)
 
     p = sub.add_parser("data", help="the embedded synthetic benchmark")
@@ -376,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DfbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write outside the atomic helper hit a full or read-only disk
+        line = _write_failure(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume where it stopped", file=sys.stderr)

@@ -100,6 +100,7 @@ def load_frames(
     progress: bool = True,
     rebuild: bool = False,
     workers: int = 0,
+    failures: dict[str, str] | None = None,
 ) -> FrameSet:
     """Frames of every video the selections name, with the extras in ``requires``.
 
@@ -108,6 +109,9 @@ def load_frames(
     quality — the selection's, else the adapter's — best first; one row per (video, frame),
     ``images`` holds the first quality). Raises DatasetError when a selection matches no
     video, a required quality or mask is missing, or every video failed.
+    ``failures``: a dict that receives every failed video (video_id → reason), including
+    those preprocessed only as dependencies (a paired real, another quality) and the videos
+    left out because such a dependency failed; filled even when the call raises.
     """
     requires = tuple(dict.fromkeys(requires))
     unknown = [r for r in requires if r not in EXTRAS]
@@ -151,7 +155,11 @@ def load_frames(
         failed.update(report.failed)
         notes.extend(report.notes)
         parts.append((rows, entries, index, adapter, qualities))
-    frames = _assemble(parts, requires, crop, failed)
+    try:
+        frames = _assemble(parts, requires, crop, failed)
+    finally:
+        if failures is not None:
+            failures.update(failed)
     lost: list[FailedVideo] = frames.attrs["failed"]
     if lost:
         shown = "; ".join(f"{f.video_id}: {f.reason}" for f in lost[:3])

@@ -110,6 +110,11 @@ class PartialRegionTransform:
 
     requires: frozenset[str] = frozenset({"paired_real", "landmarks"})
 
+    def check_params(self, *, region: str, face_scale: float = DEFAULT_FACE_SCALE) -> None:
+        """The spec's ``params``, checked before a run loads any data."""
+        if region not in PARTIAL_REGIONS:
+            raise ConfigError(f"transform partial_region: unknown region {region!r}; choose one of {list(PARTIAL_REGIONS)}.")
+
     def __call__(self, frames: FrameSet, *, region: str, face_scale: float = DEFAULT_FACE_SCALE) -> FrameSet:
         missing = sorted(self.requires - set(frames.extras))
         if missing:

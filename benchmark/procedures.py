@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,9 @@ import pandas as pd
 from dfbench.benchmark.errors import DfbenchError
 from dfbench.benchmark.frames import FailedVideo, FrameSet
 from dfbench.benchmark.metrics import bootstrap_auc_interval, compute_metrics, error_counts, video_level
-from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec
+from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec, TrainingSpec
 from dfbench.benchmark.registry import Registry
+from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector, create_detector
 
 Perturbation = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
@@ -37,10 +37,6 @@ PROCEDURES: Registry[Callable[[RunContext], None]] = Registry("procedure")
 
 # failed videos score 0.5 at video level and are counted (DATASETS.md convention)
 FAILED_VIDEO_SCORE = 0.5
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "_"
 
 
 def cell_key(training: str, test: str, variant: str = "", perturbation: str = "", strength: float | None = None) -> str:
@@ -82,7 +78,7 @@ class RunContext:
         return path
 
     def model_dir(self, training_name: str) -> Path:
-        return self.run_dir / "models" / slug(training_name)
+        return self.run_dir / "models" / safe_component(training_name)
 
     def fit(self, detector: Detector, training_name: str, train: FrameSet, val: FrameSet) -> Detector:
         """Fit once per training and run dir; a finished model is reloaded, an interrupted fit resumes."""
@@ -102,13 +98,31 @@ class RunContext:
         detector.save(final)
         seen = {"train": frames_fingerprint(train), "val": frames_fingerprint(val)}
         self.model_fingerprints[training_name] = seen
-        (folder / "fit.json").write_text(json.dumps({
+        atomic_write_json(folder / "fit.json", {
             "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
             "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
             "history": report.history, "wall_time_s": report.wall_time_s, "data_fingerprints": seen,
-        }, indent=2, default=float))
+        })
         (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
         return detector
+
+    def tests_to_score(self, training_name: str) -> list[TestSpec]:
+        """The tests of a training whose data is here (optional tests without data skipped)."""
+        return [
+            t for t in self.spec.tests_for(training_name)
+            if t.name not in self.skip_tests and all(self.available(d.dataset) for d in t.data)
+        ]
+
+    def train_model(self, detector: Detector, training: TrainingSpec) -> Detector:
+        """``detector`` fitted on ``training`` (or its finished model reloaded): training frames
+        with the detector's extras, validation frames with ``validation_requires`` of them.
+        The one pending-training block every procedure uses."""
+        if not (self.model_dir(training.name) / "model.pt").exists():
+            train = self.frames(training.data, "train", detector.requires)
+            val = self.frames(training.data, "val", validation_requires(detector.requires), role="test")
+        else:
+            train = val = None
+        return self.fit(detector, training.name, train, val)
 
     # ---- data
     def frames(
@@ -293,21 +307,12 @@ def validation_requires(requires: Iterable[str]) -> tuple[str, ...]:
 def train_test(ctx: RunContext) -> None:
     """Train one model per training spec (validation-selected), then score its tests."""
     for training in ctx.spec.trainings:
-        tests = [
-            t for t in ctx.spec.tests_for(training.name)
-            if t.name not in ctx.skip_tests and all(ctx.available(d.dataset) for d in t.data)
-        ]
+        tests = ctx.tests_to_score(training.name)
         pending = [t for t in tests if any(not ctx.cell_done(t.name, training.name, "", op, v) for op, v in _test_cells(t))]
         if not pending:
             ctx.log(f"[{training.name}] all {len(tests)} test cells already scored")
             continue
-        detector = ctx.new_detector()
-        if not (ctx.model_dir(training.name) / "model.pt").exists():
-            train = ctx.frames(training.data, "train", detector.requires)
-            val = ctx.frames(training.data, "val", validation_requires(detector.requires), role="test")
-        else:
-            train = val = None
-        detector = ctx.fit(detector, training.name, train, val)
+        detector = ctx.train_model(ctx.new_detector(), training)
         for test in pending:
             score_test(ctx, detector, training.name, test)
 

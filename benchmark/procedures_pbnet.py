@@ -21,14 +21,14 @@ For each training of the spec (one FF++ manipulation at C23, "per-subset" as in 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.procedures import PROCEDURES, RunContext, frames_fingerprint, slug, stored_fingerprints
-from dfbench.benchmark.protocol import DataSpec, TrainingSpec
+from dfbench.benchmark.procedures import PROCEDURES, RunContext, frames_fingerprint, stored_fingerprints
+from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TrainingSpec
+from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector
 from dfbench.detectors.pbnet import (
     BleachedDetector,
@@ -115,7 +115,7 @@ def frozen_and_config(ctx: RunContext) -> tuple[Detector, PBNetConfig]:
 
 def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan: BleachPlan, config: PBNetConfig) -> PixelBleach:
     """Load the finished bleach of (training, plan) for this frozen detector, or train it."""
-    folder = ctx.work_dir / "pbnet" / slug(f"{training.name}--{plan.variant}")
+    folder = ctx.work_dir / "pbnet" / safe_component(f"{training.name}--{plan.variant}")
     final = folder / "bleach.pt"
     if final.exists():
         bleach = load_bleach(final, frozen, config=config, seed=ctx.seed)
@@ -132,10 +132,10 @@ def _bleach_for(ctx: RunContext, frozen: Detector, training: TrainingSpec, plan:
     save_bleach(bleach, final, seed=ctx.seed)
     seen = {"train": frames_fingerprint(train_lq), "val": frames_fingerprint(val_lq)}
     ctx.model_fingerprints[f"{training.name}/{plan.variant}"] = seen
-    (folder / "bleach.json").write_text(json.dumps({
+    atomic_write_json(folder / "bleach.json", {
         "stats": bleach.stats, "best_epoch": bleach.report.best_epoch, "history": bleach.report.history,
         "wall_time_s": bleach.report.wall_time_s, "data_fingerprints": seen,
-    }, indent=2, default=float))
+    })
     (folder / "bleach_state.pt").unlink(missing_ok=True)  # finished: bleach.pt is enough
     return bleach
 
@@ -145,7 +145,7 @@ def compression_remedy(ctx: RunContext) -> None:
     spec = ctx.spec
     plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
     for training in spec.trainings:
-        tests = [t for t in spec.tests_for(training.name) if t.name not in ctx.skip_tests and all(ctx.available(d.dataset) for d in t.data)]
+        tests = ctx.tests_to_score(training.name)
         mine = [p for p in plans if p.applies_to(training.name)]
         variants = [DETECTOR_VARIANT, *(p.variant for p in mine)]
         pending = {t.name: [v for v in variants if not ctx.cell_done(t.name, training.name, v)] for t in tests}
@@ -153,12 +153,7 @@ def compression_remedy(ctx: RunContext) -> None:
             ctx.log(f"[{training.name}] all {len(tests) * len(variants)} cells already scored")
             continue
         frozen, config = frozen_and_config(ctx)
-        if not (ctx.model_dir(training.name) / "model.pt").exists():
-            train = ctx.frames(training.data, "train", frozen.requires)
-            val = ctx.frames(training.data, "val", frozen.requires, role="test")
-        else:
-            train = val = None
-        frozen = ctx.fit(frozen, training.name, train, val)
+        frozen = ctx.train_model(frozen, training)
         needed = {v for vs in pending.values() for v in vs}
         bleached = {
             p.variant: (p, BleachedDetector.from_parts(frozen, _bleach_for(ctx, frozen, training, p, config)))
@@ -184,5 +179,20 @@ def compression_remedy(ctx: RunContext) -> None:
                 ctx.score(test.name, training.name, frames, detector.predict(frames), variant=variant, extra=extra)
 
 
+def check_options(spec: ProtocolSpec) -> None:
+    """``options.bleaches`` of a compression_remedy spec, checked before any data is loaded:
+    each plan's qualities must exist in every dataset its training selects."""
+    from dfbench.benchmark.validate import check_data
+
+    unknown = sorted(set(spec.options) - {"bleaches"})
+    if unknown:
+        raise ConfigError(f"Protocol {spec.name!r} options: unknown key(s) {unknown}; allowed: ['bleaches'].")
+    plans = bleach_plans(spec.options, [t.name for t in spec.trainings], spec.name)
+    for plan in plans:
+        for training in spec.trainings:
+            if plan.applies_to(training.name):
+                check_data(plan.data(training.data), f"Protocol {spec.name!r} options.bleaches {plan.variant!r} on {training.name!r}")
+
+
 if "compression_remedy" not in PROCEDURES:
-    PROCEDURES.register("compression_remedy", compression_remedy)
+    PROCEDURES.register("compression_remedy", compression_remedy, check_options=check_options)

@@ -11,22 +11,18 @@ import copy
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.metrics import METRICS
 from dfbench.datasets.base import Selection
-
-SPEC_KEYS = {
-    "name", "version", "description", "paper_tables", "procedure", "metrics", "frames",
-    "trainings", "tests", "options", "presets", "detectors", "paper_cells",
-}
-DATA_KEYS = {"dataset", "methods", "reals", "qualities"}
 
 
 @dataclass(frozen=True)
@@ -273,6 +269,109 @@ class ProtocolSpec:
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# --------------------------------------------------------------------------- schema
+# The spec's schema, every level closed: an unknown key anywhere (``frames: {trian: 8}``) is
+# an error naming the key, its place and the keys allowed there. Registry names (procedure,
+# perturbation, transform, dataset, methods, qualities) are checked against the registries by
+# ``dfbench.benchmark.validate`` before a run touches any data.
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"unknown key(s) {unknown}; allowed here: {sorted(cls.model_fields)}")
+        return data
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class _DataModel(_Closed):
+    dataset: str
+    methods: Names | None = None
+    reals: Names | None = None
+    qualities: Names | None = None
+
+
+class _TrainingModel(_Closed):
+    name: str
+    data: list[_DataModel] = Field(min_length=1)
+
+
+class _PerturbationModel(_Closed):
+    op: str
+    values: list[float] = Field(min_length=1)
+
+
+class _TransformModel(_Closed):
+    name: str
+    params: dict[str, Any] | None = None
+
+
+class _TestModel(_Closed):
+    name: str
+    data: list[_DataModel] = Field(min_length=1)
+    trainings: Names | None = None
+    perturbation: _PerturbationModel | None = None
+    transform: _TransformModel | None = None
+    optional: bool = False
+    frames: int | None = Field(default=None, ge=1)  # this test's own frames per video
+
+
+class _FramesModel(_Closed):
+    train: int = Field(default=8, ge=1)
+    test: int = Field(default=8, ge=1)
+
+
+class _SpecModel(_Closed):
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    paper_tables: list[str] = []
+    procedure: str = "train_test"
+    metrics: list[str] = list(METRICS)
+    frames: _FramesModel = _FramesModel()
+    trainings: list[_TrainingModel] = Field(min_length=1)
+    tests: list[_TestModel] = Field(min_length=1)
+    options: dict[str, Any] | None = None
+    presets: dict[str, dict[str, Any] | None] | None = None
+    # detector name -> config overrides (checked by _detector_settings against the registry)
+    detectors: dict[str, dict[str, Any]] | None = None
+    # paper table cells our cells reproduce (checked by _paper_cells against trainings/tests)
+    paper_cells: list[Any] | None = None
+
+
+def _where(loc: Sequence[Any]) -> str:
+    """A pydantic error location as the YAML path: ``tests[2].perturbation.op``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validated(spec: dict[str, Any], source: str, preset: str | None) -> _SpecModel:
+    try:
+        return _SpecModel.model_validate(spec)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = _where(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "this required key is missing"
+        shown = "" if err["type"] in ("missing", "value_error") else f" (got {err.get('input')!r})"
+        place = f" (with preset {preset!r})" if preset else ""
+        more = f" ({len(exc.errors())} problems; the first is shown)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"Protocol file {source}{place}: {where or 'top level'}: {msg}{shown}.{more}") from None
+
+
 def _tuple_or_none(value: Any, where: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -283,25 +382,12 @@ def _tuple_or_none(value: Any, where: str) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
-def _data(items: Any, where: str) -> tuple[DataSpec, ...]:
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{where}.data must be a non-empty list of selections.")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "dataset" not in item:
-            raise ConfigError(f"{where}.data[{i}] needs a 'dataset' key.")
-        unknown = set(item) - DATA_KEYS
-        if unknown:
-            raise ConfigError(f"{where}.data[{i}] has unknown key(s) {sorted(unknown)}; valid: {sorted(DATA_KEYS)}.")
-        out.append(
-            DataSpec(
-                dataset=str(item["dataset"]),
-                methods=_tuple_or_none(item.get("methods"), f"{where}.data[{i}].methods"),
-                reals=_tuple_or_none(item.get("reals"), f"{where}.data[{i}].reals"),
-                qualities=_tuple_or_none(item.get("qualities"), f"{where}.data[{i}].qualities"),
-            )
-        )
-    return tuple(out)
+def _names(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _data(items: list[_DataModel]) -> tuple[DataSpec, ...]:
+    return tuple(DataSpec(d.dataset, _names(d.methods), _names(d.reals), _names(d.qualities)) for d in items)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -336,81 +422,57 @@ def _detector_settings(value: Any, source: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> ProtocolSpec:
-    """Validate a spec mapping into a ProtocolSpec, applying ``presets[preset]`` overrides."""
+    """Validate a spec mapping into a ProtocolSpec, applying ``presets[preset]`` overrides.
+
+    The spec is validated on its own and merged with each of its presets, so a mistake in a
+    preset that is not the one asked for is caught too.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"Protocol file {source} must hold a mapping.")
-    unknown = set(raw) - SPEC_KEYS
-    if unknown:
-        raise ConfigError(f"Protocol file {source} has unknown key(s) {sorted(unknown)}; valid: {sorted(SPEC_KEYS)}.")
-    for key in ("name", "version", "trainings", "tests"):
-        if key not in raw:
-            raise ConfigError(f"Protocol file {source} lacks the required key {key!r}.")
+    _validated(raw, source, None)
     presets = raw.get("presets") or {}
-    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
-        raise ConfigError(f"Protocol file {source}: presets must map preset names to overrides.")
     for name, over in presets.items():
-        unknown = set(over) - (SPEC_KEYS - {"name", "presets"})
-        if unknown:
-            raise ConfigError(f"Protocol file {source}: presets.{name} has unknown key(s) {sorted(unknown)}.")
-    spec = _merge(raw, presets.get(preset, {}))
-    metrics = tuple(spec.get("metrics", list(METRICS)))
-    bad = [m for m in metrics if m not in METRICS]
+        _validated(_merge(raw, over or {}), source, str(name))
+    spec = _merge(raw, presets.get(preset) or {})
+    model = _validated(spec, source, preset)
+    bad = [m for m in model.metrics if m not in METRICS]
     if bad:
-        raise ConfigError(f"Protocol file {source}: unknown metric(s) {bad}; valid: {sorted(METRICS)}.")
-    frames = spec.get("frames", {})
-    trainings = []
-    for i, t in enumerate(spec["trainings"]):
-        if not isinstance(t, dict) or "name" not in t:
-            raise ConfigError(f"Protocol file {source}: trainings[{i}] needs a 'name'.")
-        trainings.append(TrainingSpec(str(t["name"]), _data(t.get("data"), f"{source}: trainings[{i}]")))
+        raise ConfigError(f"Protocol file {source}: metrics: unknown metric(s) {bad}; valid: {sorted(METRICS)}.")
+    trainings = tuple(TrainingSpec(t.name, _data(t.data)) for t in model.trainings)
     names = [t.name for t in trainings]
     if len(set(names)) != len(names):
-        raise ConfigError(f"Protocol file {source}: training names must be unique, got {names}.")
+        raise ConfigError(f"Protocol file {source}: trainings: training names must be unique, got {names}.")
     tests = []
-    for i, t in enumerate(spec["tests"]):
-        where = f"{source}: tests[{i}]"
-        if not isinstance(t, dict) or "name" not in t:
-            raise ConfigError(f"{where} needs a 'name'.")
-        unknown = set(t) - {"name", "data", "trainings", "perturbation", "transform", "optional", "frames"}
-        if unknown:
-            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}.")
-        restrict = _tuple_or_none(t.get("trainings"), f"{where}.trainings")
+    for i, t in enumerate(model.tests):
+        restrict = _names(t.trainings)
         if restrict is not None and set(restrict) - set(names):
-            raise ConfigError(f"{where}.trainings names unknown training(s) {sorted(set(restrict) - set(names))}.")
-        pert = t.get("perturbation")
-        if pert is not None:
-            if not isinstance(pert, dict) or "op" not in pert or not isinstance(pert.get("values"), list):
-                raise ConfigError(f"{where}.perturbation needs 'op' and a list of 'values'.")
-            pert = PerturbationSpec(str(pert["op"]), tuple(float(v) for v in pert["values"]))
-        transform = t.get("transform")
-        if transform is not None:
-            if not isinstance(transform, dict) or "name" not in transform:
-                raise ConfigError(f"{where}.transform needs a 'name'.")
-            transform = TransformSpec(str(transform["name"]), tuple(sorted((transform.get("params") or {}).items())))
-        frames_here = t.get("frames")
-        if frames_here is not None and (not isinstance(frames_here, int) or isinstance(frames_here, bool) or frames_here < 1):
-            raise ConfigError(f"{where}.frames must be a positive number of frames per video, got {frames_here!r}.")
-        tests.append(TestSpec(
-            str(t["name"]), _data(t.get("data"), where), restrict, pert, transform, bool(t.get("optional", False)), frames_here,
-        ))
+            raise ConfigError(
+                f"Protocol file {source}: tests[{i}].trainings names unknown training(s) "
+                f"{sorted(set(restrict) - set(names))}; the spec's trainings are {names}."
+            )
+        pert = PerturbationSpec(t.perturbation.op, tuple(t.perturbation.values)) if t.perturbation else None
+        transform = (
+            TransformSpec(t.transform.name, tuple(sorted((t.transform.params or {}).items()))) if t.transform else None
+        )
+        tests.append(TestSpec(t.name, _data(t.data), restrict, pert, transform, t.optional, t.frames))
     test_names = [t.name for t in tests]
     if len(set(test_names)) != len(test_names):
-        raise ConfigError(f"Protocol file {source}: test names must be unique.")
+        raise ConfigError(f"Protocol file {source}: tests: test names must be unique, got {test_names}.")
     return ProtocolSpec(
-        name=str(spec["name"]),
-        version=int(spec["version"]),
-        description=str(spec.get("description", "")),
-        paper_tables=tuple(spec.get("paper_tables", [])),
-        procedure=str(spec.get("procedure", "train_test")),
-        metrics=metrics,
-        frames_train=int(frames.get("train", 8)),
-        frames_test=int(frames.get("test", 8)),
-        trainings=tuple(trainings),
+        name=model.name,
+        version=model.version,
+        description=model.description,
+        paper_tables=tuple(model.paper_tables),
+        procedure=model.procedure,
+        metrics=tuple(model.metrics),
+        frames_train=model.frames.train,
+        frames_test=model.frames.test,
+        trainings=trainings,
         tests=tuple(tests),
-        options=dict(spec.get("options") or {}),
+        options=dict(model.options or {}),
         detectors=_detector_settings(spec.get("detectors"), source),
         paper_cells=_paper_cells(
-            spec.get("paper_cells"), source, trainings, tests, tuple(str(t) for t in spec.get("paper_tables", []))
+            spec.get("paper_cells"), source, list(trainings), tests, tuple(str(t) for t in model.paper_tables)
         ),
         raw={**{k: v for k, v in spec.items() if k != "paper_cells"}, "_preset": preset},
     )
@@ -438,7 +500,13 @@ def list_protocols() -> list[str]:
 def load_protocol(name_or_path: str | Path, preset: str = "mini") -> ProtocolSpec:
     """A shipped protocol by name, or a user's YAML file by path."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+    looks_like_path = path.suffix in (".yaml", ".yml") or len(path.parts) > 1
+    if looks_like_path and not path.is_file():
+        raise ConfigError(
+            f"Protocol file {path} does not exist; pass an existing YAML spec or a protocol name "
+            f"(`dfbench list protocols`)."
+        )
+    if not looks_like_path:
         files = protocol_files()
         if str(name_or_path) not in files:
             import difflib
@@ -451,5 +519,5 @@ def load_protocol(name_or_path: str | Path, preset: str = "mini") -> ProtocolSpe
         with open(path) as fh:
             raw = yaml.safe_load(fh)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Protocol file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"Protocol file {path} is not valid YAML ({' '.join(str(exc).split())}).") from exc
     return parse_protocol(raw, str(path), preset)

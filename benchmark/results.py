@@ -146,24 +146,73 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a same-directory temp file, fsync and rename.
 
     The rename is atomic on POSIX and Windows, so ``path`` holds either the old content or
-    the whole new content. A full disk is a user-facing condition, reported in one sentence.
+    the whole new content. dfbench's one atomic-write helper: results, run.json, fit.json,
+    bleach.json and checkpoints all go through it. A full disk or a folder that cannot be
+    written is a user-facing condition: one ``ResultsError`` sentence naming the folder, and
+    no temp file is left behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    path = Path(path)
+    tmp_name: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+        tmp_name = None
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ResultsError(
-                f"No space left to write {path}; free disk space and re-run (finished cells are kept)."
-            ) from exc
-        raise
+        raise write_error(path.parent, exc) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON through ``atomic_write_bytes`` (paths, NumPy values, tuples ok)."""
+    payload = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    atomic_write_bytes(path, (payload + "\n").encode("utf-8"))
+
+
+# errno values that mean "this folder cannot take the write", with what to do about it
+_WRITE_ERRORS = {
+    errno.ENOSPC: "no space is left on its file system; free disk space and re-run (finished work is kept)",
+    errno.EDQUOT: "the disk quota is exceeded; free space and re-run (finished work is kept)",
+    errno.EROFS: "it is on a read-only file system; choose a writable folder",
+    errno.EACCES: "permission is denied; choose a writable folder",
+    errno.EPERM: "the operation is not permitted; choose a writable folder",
+}
+
+
+WRITE_ERRNOS = frozenset(_WRITE_ERRORS)
+
+
+def write_error(folder: Path, exc: OSError) -> DfbenchError:
+    """One sentence for a failed write into ``folder`` (full, read-only, not permitted)."""
+    why = _WRITE_ERRORS.get(exc.errno or -1, exc.strerror or str(exc))
+    return ResultsError(f"Cannot write to {folder}: {why}.")
+
+
+def ensure_writable(folder: Path, what: str) -> None:
+    """Fail fast, before any work, when ``folder`` (created if missing) cannot be written.
+
+    ``what`` names the setting that chose the folder (e.g. "--results", "DFBENCH_HOME"), so
+    the one-line error says which option to change. A probe file is written and removed.
+    """
+    folder = Path(folder)
+    tmp_name: str | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".dfbench-probe.", suffix=TMP_SUFFIX)
+        os.close(fd)
+    except OSError as exc:
+        raise ResultsError(f"{what} folder {folder} cannot be written: {_WRITE_ERRORS.get(exc.errno or -1, exc.strerror or str(exc))}.") from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 def _parquet_bytes(df: pd.DataFrame, metadata: Mapping[str, str] | None = None) -> bytes:
@@ -196,7 +245,7 @@ def _json_default(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- schema
-def _safe_component(name: object) -> str:
+def safe_component(name: object) -> str:
     """A directory name for ``name`` that cannot escape the results root.
 
     Backbone names such as ``hf-hub:timm/x`` contain separators; names are kept readable but
@@ -270,7 +319,7 @@ class ResultsStore:
     # ---------------------------------------------------------------- paths
     def run_dir(self, protocol: str, detector: str, backbone: str, preset: str, seed: int) -> Path:
         """``<root>/<protocol>/<detector>/<backbone>/<preset>/seed<k>`` with safe components."""
-        parts = [_safe_component(p) for p in (protocol, detector, backbone, preset)]
+        parts = [safe_component(p) for p in (protocol, detector, backbone, preset)]
         return self.root.joinpath(*parts, f"seed{int(seed)}")
 
     def run_dirs(self) -> list[Path]:

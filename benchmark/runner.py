@@ -7,8 +7,8 @@ half-written checkpoint or result is ever read (all writes are temp file + renam
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
-from dfbench.benchmark.errors import ConfigError, DatasetError
+from dfbench.benchmark.errors import ConfigError, DatasetError, DfbenchError
+from dfbench.benchmark.failures import FailureLog
 from dfbench.benchmark.frames import FrameSet
-from dfbench.benchmark.procedures import PROCEDURES, RunContext, slug
+from dfbench.benchmark.procedures import PROCEDURES, RunContext
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, load_protocol
 from dfbench.benchmark.settings import get_settings
 from dfbench.detectors import create_detector
@@ -48,6 +49,42 @@ class RunRequest:
     quiet: bool = False
 
 
+def validate_request(request: RunRequest) -> tuple[ProtocolSpec, Any, str]:
+    """Check the whole request before any data is generated, preprocessed or loaded: the
+    protocol (every key, every registry name), the detector's typed overrides, backbone and
+    weights, the device, the dataset roots named on the command line, and that the results,
+    cache and (when it must be generated) embedded-data folders can be written.
+    Returns (protocol spec, an unfitted detector, device)."""
+    from dfbench.benchmark.results import ensure_writable
+    from dfbench.benchmark.validate import check_detector, check_spec
+    from dfbench.datasets.base import DATASETS
+
+    spec = load_protocol(request.protocol, request.preset)
+    check_spec(spec)
+    # the protocol's declared setting for this detector (e.g. the compared paper's own ERM
+    # baseline), then the user's overrides, which win
+    overrides = {**spec.detector_settings(request.detector), **request.overrides}
+    probe = create_detector(request.detector, preset=request.preset, **overrides)
+    check_detector(probe)
+    device = resolve_device(request.device)
+    for name, root in request.dataset_roots.items():
+        if name not in DATASETS:
+            raise ConfigError(f"--dataset-root {name}=…: unknown dataset {name!r}; known: {', '.join(DATASETS.names())}.")
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"--dataset-root {name}={root}: the folder does not exist.")
+    if request.data_root is not None and not Path(request.data_root).expanduser().is_dir():
+        raise ConfigError(f"--data-root {request.data_root}: the folder does not exist.")
+    settings = get_settings()
+    ensure_writable(request.results_root or settings.results, "The results (--results or DFBENCH_RESULTS)")
+    ensure_writable(settings.cache, "The crop-cache (DFBENCH_CACHE, default $DFBENCH_HOME/cache)")
+    if request.data_root is None:
+        from dfbench.datasets.synth.embedded import embedded_data_complete
+
+        if not embedded_data_complete("mini"):
+            ensure_writable(settings.data, "The embedded-data (DFBENCH_DATA, default $DFBENCH_HOME/data)")
+    return spec, probe, device
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         if torch.cuda.is_available():
@@ -58,10 +95,6 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} was asked for but CUDA is not available; use --device cpu or auto.")
     return device
-
-
-def run_dir_for(results_root: Path, spec: ProtocolSpec, detector: str, backbone: str, preset: str, seed: int) -> Path:
-    return results_root / slug(spec.name) / slug(detector) / slug(backbone) / preset / f"seed{seed}"
 
 
 class DataResolver:
@@ -83,6 +116,8 @@ class DataResolver:
             shutil.rmtree(cache_root)
         self.cache = CropCache(cache_root)
         self._memo: OrderedDict[tuple, FrameSet] = OrderedDict()
+        # every rejected dataset entry and failed video of the data this run loads
+        self.failures = FailureLog()
 
     def available(self, dataset: str) -> bool:
         root = self.roots.get(dataset)
@@ -120,31 +155,37 @@ class DataResolver:
         if key in self._memo:
             self._memo.move_to_end(key)
             return self._memo[key]
-        frames = self._data.load_frames(
-            [d.selection(split) for d in data],
-            roots=self.roots,
-            cache=self.cache,
-            crop=CropParams(frames=per_video, size=self.input_size),
-            requires=requires,
-            progress=self.request.progress,
-        )
+        failed: dict[str, str] = {}
+        try:
+            frames = self._data.load_frames(
+                [d.selection(split) for d in data],
+                roots=self.roots,
+                cache=self.cache,
+                crop=CropParams(frames=per_video, size=self.input_size),
+                requires=requires,
+                progress=self.request.progress,
+                failures=failed,
+            )
+        finally:
+            self.failures.add_videos(failed)
+            for name in dict.fromkeys(d.dataset for d in data):
+                # an index that could not be built raised already: its error is the one to show
+                with contextlib.suppress(DfbenchError):
+                    adapter, _ = self._data.dataset_index(name, self.roots[name])
+                    self.failures.add_rejected(adapter.rejected)
         self._memo[key] = frames
         while len(self._memo) > 6:  # bounded: test sets are reused across trainings
             self._memo.popitem(last=False)
         return frames
 
 
-def _check_resume(run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
-    path = run_dir / "run.json"
+def _check_resume(store: Any, run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
         return
-    if not path.exists():
+    if not (run_dir / "run.json").exists():
         return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        old = {}
+    old = store.read_run_meta(run_dir) or {}
     # a run started before weights were recorded has no weights_sha256: it was not pretrained
     for key, absent in (("config_hash", None), ("protocol_hash", None), ("weights_sha256", "")):
         if old.get(key, absent) != meta[key]:
@@ -154,30 +195,24 @@ def _check_resume(run_dir: Path, meta: dict[str, Any], fresh: bool) -> None:
             )
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFrame:
+    """Run every seed of one protocol × detector; returns this run's result rows.
 
-
-def run(request: RunRequest) -> pd.DataFrame:
-    """Run every seed of one protocol × detector; returns this run's result rows."""
+    ``failures`` (optional) receives every rejected dataset entry and failed video of the
+    data the run loaded, also when the run stops with an error (the CLI prints its summary).
+    """
     from dfbench.benchmark.environment import environment_info
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
-    spec = load_protocol(request.protocol, request.preset)
+    spec, probe, device = validate_request(request)
     procedure = PROCEDURES.get(spec.procedure)
-    device = resolve_device(request.device)
-    # the protocol's declared setting for this detector (e.g. the compared paper's own ERM
-    # baseline), then the user's overrides, which win
-    overrides = {**spec.detector_settings(request.detector), **request.overrides}
-    probe = create_detector(request.detector, preset=request.preset, **overrides)
     config = probe.get_config()
     # before any data work: a paper preset's ImageNet weights (or --weights) must be on disk
     init = probe.init_provenance()
     resolver = DataResolver(request, spec, config.input_size)
+    if failures is not None:
+        resolver.failures = failures
     skipped = resolver.require(spec)
     log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
     for name in skipped:
@@ -186,7 +221,7 @@ def run(request: RunRequest) -> pd.DataFrame:
     env = environment_info(device)
     all_rows = []
     for seed in request.seeds:
-        run_dir = run_dir_for(store.root, spec, request.detector, config.backbone, request.preset, seed)
+        run_dir = store.run_dir(spec.name, request.detector, config.backbone, request.preset, seed)
         meta = {
             "protocol": spec.name,
             "protocol_version": spec.version,
@@ -203,10 +238,12 @@ def run(request: RunRequest) -> pd.DataFrame:
             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
             "git_hash": env.get("git_hash"),
         }
-        _check_resume(run_dir, meta, request.fresh)
+        _check_resume(store, run_dir, meta, request.fresh)
+        # a resumed run reuses cells scored without the inputs that failed then: report them again
+        resolver.failures.merge_json(store.read_run_meta(run_dir) or {})
         run_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        _write_json(run_dir / "run.json", {
+        store.write_run_meta(run_dir, {
             **meta, "status": "partial", "run_id": run_id, "started": datetime.now(timezone.utc).isoformat(),
             "protocol_spec": spec.raw, "detector_config": config.to_dict(), "environment": env,
             "protocol_detector_settings": spec.detector_settings(request.detector), "weights_file": init["weights_file"],
@@ -222,7 +259,7 @@ def run(request: RunRequest) -> pd.DataFrame:
                 run_dir=run_dir,
                 frame_loader=resolver.load,
                 store=store,
-                detector_overrides=overrides,
+                detector_overrides={**spec.detector_settings(request.detector), **request.overrides},
                 run_meta={**meta, "run_id": run_id, "timestamp": datetime.now(timezone.utc).isoformat()},
                 progress=progress.update,
                 log=log,
@@ -231,10 +268,11 @@ def run(request: RunRequest) -> pd.DataFrame:
             )
             procedure(ctx)
         wall = time.perf_counter() - started
-        _write_json(run_dir / "run.json", {
-            **json.loads((run_dir / "run.json").read_text()), "status": "complete", "wall_time_s": wall,
+        store.write_run_meta(run_dir, {
+            **(store.read_run_meta(run_dir) or {}), "status": "complete", "wall_time_s": wall,
             "finished": datetime.now(timezone.utc).isoformat(), "data_fingerprints": ctx.fingerprints,
             "model_data_fingerprints": ctx.model_fingerprints,
+            **resolver.failures.to_json(),
         })
         rows = store.read_run(run_dir)
         all_rows.append(rows)

@@ -6,8 +6,11 @@ member that could escape a folder or is not a plain file (absolute name, ``..``,
 hard link, device, FIFO) is refused as a whole with an ``UnsafePathError`` that names the
 shard and the member. Directory members are allowed (they carry no data).
 
-``Findings`` lets one scan serve both ``build_index`` (strict: the first problem raises)
-and ``check`` (lenient: every problem is collected and reported).
+``Findings`` lets one scan serve both ``build_index`` and ``check``. A *problem* with the
+layout itself (a missing folder or metadata file) raises in ``build_index`` and is listed by
+``check``; a bad *entry* (a list line, metadata key, archive or archive member, a link out of
+the root) is skipped and recorded in both: ``build_index`` goes on with the rest and leaves
+the entry in ``adapter.rejected``, which the runner and ``dfbench preprocess`` report.
 """
 
 from __future__ import annotations
@@ -99,16 +102,22 @@ def load_json(path: Path) -> Any:
 
 @dataclass
 class Findings:
-    """Problems found while scanning a layout: raised at once when ``strict``, else collected."""
+    """Layout problems (raised at once when ``strict``, else collected) and rejected entries
+    (always collected: the scan skips them and goes on)."""
 
     strict: bool
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (entry inside the root, reason)
 
     def problem(self, error: DatasetError) -> None:
         if self.strict:
             raise error
         self.problems.append(str(error))
+
+    def reject(self, entry: str, error: DatasetError) -> None:
+        """Skip one bad entry, named by its place inside the dataset root."""
+        self.rejected.append((entry, str(error)))
 
     def note(self, message: str) -> None:
         self.notes.append(message)
@@ -137,7 +146,17 @@ class ScannedAdapter(DatasetAdapter):
 
     def build_index(self) -> pd.DataFrame:
         self.require_root()
-        return self._scan(Findings(strict=True))
+        findings = Findings(strict=True)
+        self.rejected = []
+        index = self._scan(findings)
+        for entry, reason in findings.rejected:
+            self.reject(entry, reason)
+        if index.empty and findings.rejected:
+            raise DatasetError(
+                f"Every entry of {self.name} at {self.root} was rejected ({len(findings.rejected)}, e.g. "
+                f"{findings.rejected[0][1]}); run `dfbench datasets check {self.root} --dataset {self.name}`."
+            )
+        return index
 
     def check(self) -> CheckReport:
         report = CheckReport(dataset=self.name, root=self.root)
@@ -152,6 +171,7 @@ class ScannedAdapter(DatasetAdapter):
             return report
         report.counts = count_table(index)
         report.problems += findings.problems
+        report.problems += [reason for _, reason in findings.rejected]
         report.notes += findings.notes
         self._compare_official(index, report)
         return report

@@ -48,8 +48,25 @@ def confined_path(root: Path, relative: str | Path) -> Path:
     root_resolved = root.resolve()
     full = (root_resolved / rel).resolve()
     if not full.is_relative_to(root_resolved):
-        raise UnsafePathError(f"Path {str(relative)!r} in the metadata of {root} resolves outside the dataset root.")
+        raise UnsafePathError(
+            f"Path {str(relative)!r} under {root} resolves outside the dataset root (a link leading out of it); "
+            f"it is refused."
+        )
     return full
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An entry of a dataset an adapter refused and skipped: ``entry`` names it inside the
+    dataset root (a path relative to the root, or a metadata file and its line/key), ``reason``
+    says why in one sentence. The runner and ``dfbench preprocess`` count these as failures."""
+
+    dataset: str
+    entry: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset}: {self.entry}: {self.reason}"
 
 
 @dataclass
@@ -74,6 +91,9 @@ class DatasetAdapter(ABC):
     description: ClassVar[str] = ""
     # methods whose videos are real (FF++: youtube, actors); every other method is fake
     real_methods: ClassVar[tuple[str, ...]] = ()
+    # every fake method the official layout can hold (None = not a fixed set); a protocol
+    # naming another method is refused before any data is read
+    fake_methods: ClassVar[tuple[str, ...] | None] = None
     # best quality first; boxes are detected on the first quality a video has
     qualities: ClassVar[tuple[str, ...]] = ("raw",)
     # True when the files already are face crops (WildDeepfake): preprocessing skips detection
@@ -90,6 +110,8 @@ class DatasetAdapter(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        # entries the last build_index refused and left out (the rest of the dataset is used)
+        self.rejected: list[Rejected] = []
 
     @abstractmethod
     def build_index(self) -> pd.DataFrame:
@@ -101,6 +123,10 @@ class DatasetAdapter(ABC):
 
     def resolve(self, relative: str | Path) -> Path:
         return confined_path(self.root, relative)
+
+    def reject(self, entry: str | Path, reason: str) -> None:
+        """Record an entry ``build_index`` leaves out (named by its path inside the root)."""
+        self.rejected.append(Rejected(self.name, str(entry), reason))
 
     def require_root(self) -> None:
         if not self.root.is_dir():

@@ -51,6 +51,7 @@ class CelebDF(ScannedAdapter):
     name: ClassVar[str] = "celebdf"
     description: ClassVar[str] = "Celeb-DF v2 (List_of_testing_videos.txt: test; rest: train + identity-held-out val)"
     real_methods: ClassVar[tuple[str, ...]] = REAL_DIRS
+    fake_methods: ClassVar[tuple[str, ...] | None] = (FAKE_DIR,)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = "celebdf"
@@ -80,10 +81,12 @@ class CelebDF(ScannedAdapter):
                 try:
                     on_disk[rel] = str(self.resolve(rel))
                 except UnsafePathError as exc:
-                    findings.problem(exc)
-        test = self._read_test_list(on_disk, findings)
+                    findings.reject(rel, exc)
+        test, doubtful = self._read_test_list(on_disk, findings)
         rows = []
         for rel, path in on_disk.items():
+            if rel in doubtful:
+                continue  # its test-list line was rejected: neither test nor train is certain
             subdir, filename = rel.split("/", 1)
             stem = filename[: -len(".mp4")]
             row = self._row(subdir, stem, path, findings)
@@ -94,51 +97,68 @@ class CelebDF(ScannedAdapter):
         index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
         return validate_index(index, f"{self.name} at {self.root}")
 
-    def _read_test_list(self, on_disk: dict[str, str], findings: Findings) -> set[str]:
+    def _read_test_list(self, on_disk: dict[str, str], findings: Findings) -> tuple[set[str], set[str]]:
+        """(videos listed as test, videos named by a rejected line). A bad line is skipped and
+        recorded; the video it names (when it names one) is left out of every split, since
+        whether it is a test video is then unknown."""
         path = self.root / TEST_LIST
         if not path.is_file():
             findings.problem(DatasetError(f"Test list {path} is missing; Celeb-DF's split comes from it."))
-            return set()
+            return set(), set()
+        try:
+            path = self.resolve(TEST_LIST)
+        except UnsafePathError as exc:
+            findings.problem(exc)
+            return set(), set()
         listed: set[str] = set()
+        doubtful: set[str] = set()
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
+            entry = f"{TEST_LIST} line {lineno}"
             parts = line.split()
             if len(parts) != 2 or parts[0] not in ("0", "1"):
-                findings.problem(DatasetError(f"{path} line {lineno} ({line.strip()!r}) is not '<0|1> <subdir>/<name>.mp4'."))
+                findings.reject(entry, DatasetError(f"{path} line {lineno} ({line.strip()!r}) is not '<0|1> <subdir>/<name>.mp4'."))
+                if parts:
+                    doubtful.add(parts[-1])
                 continue
             label_real, rel = parts[0] == "1", parts[1]  # the list's 1 = REAL
             try:
                 self.resolve(rel)
             except UnsafePathError as exc:
-                findings.problem(UnsafePathError(f"{path} line {lineno}: {exc}"))
+                findings.reject(entry, UnsafePathError(f"{path} line {lineno}: {exc}"))
                 continue
             subdir = rel.split("/", 1)[0]
             if subdir not in (*REAL_DIRS, FAKE_DIR) or rel.count("/") != 1:
-                findings.problem(DatasetError(f"{path} line {lineno} names {rel!r}, which is not in {REAL_DIRS + (FAKE_DIR,)}."))
+                findings.reject(entry, DatasetError(f"{path} line {lineno} names {rel!r}, which is not in {REAL_DIRS + (FAKE_DIR,)}."))
                 continue
             if label_real != (subdir in REAL_DIRS):
-                findings.problem(
+                findings.reject(
+                    entry,
                     DatasetError(
                         f"{path} line {lineno} labels {rel!r} as {'real' if label_real else 'fake'} (1 = real), "
                         f"which contradicts its folder {subdir}/."
-                    )
+                    ),
                 )
+                doubtful.add(rel)
                 continue
             if rel not in on_disk:
-                findings.problem(DatasetError(f"{path} line {lineno} names {rel!r}, which does not exist under {self.root}."))
+                findings.reject(entry, DatasetError(f"{path} line {lineno} names {rel!r}, which does not exist under {self.root}."))
                 continue
             if rel in listed:
-                findings.problem(DatasetError(f"{path} line {lineno} lists {rel!r} a second time."))
+                findings.reject(entry, DatasetError(f"{path} line {lineno} lists {rel!r} a second time."))
                 continue
             listed.add(rel)
-        return listed
+        return listed, doubtful - listed
 
     def _row(self, subdir: str, stem: str, path: str, findings: Findings) -> dict | None:
         if subdir == FAKE_DIR:
             m = _FAKE_NAME.match(stem)
             if m is None:
-                findings.problem(DatasetError(f"{FAKE_DIR}/{stem}.mp4 is not named id<target>_id<source>_<clip>.mp4."))
+                findings.reject(
+                    f"{FAKE_DIR}/{stem}.mp4",
+                    DatasetError(f"{FAKE_DIR}/{stem}.mp4 is not named id<target>_id<source>_<clip>.mp4."),
+                )
                 return None
             # the real video this fake is made from is Celeb-real/id<target>_<clip>
             target_id, source_id, label = f"id{m['target']}_{m['clip']}", f"id{m['source']}", 1

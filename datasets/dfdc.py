@@ -48,6 +48,7 @@ class DFDC(ScannedAdapter):
     name: ClassVar[str] = "dfdc"
     description: ClassVar[str] = "DFDC full (dfdc_train_part_*/metadata.json + test/labels.csv)"
     real_methods: ClassVar[tuple[str, ...]] = ("real",)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("fake",)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = None
@@ -105,33 +106,36 @@ class DFDC(ScannedAdapter):
     def _train_part(self, part: str, findings: Findings) -> list[dict]:
         meta_path = self.root / part / "metadata.json"
         try:
+            if meta_path.exists():
+                meta_path = self.resolve(f"{part}/metadata.json")  # a link out of the root is refused
             meta = load_json(meta_path)
         except DatasetError as exc:
-            findings.problem(exc)
+            findings.reject(f"{part}/metadata.json", exc)
             return []
         if not isinstance(meta, dict):
-            findings.problem(DatasetError(f"{meta_path} must hold an object mapping file names to entries."))
+            findings.reject(f"{part}/metadata.json", DatasetError(f"{meta_path} must hold an object mapping file names to entries."))
             return []
         rows = []
         for filename in sorted(meta):
             entry = meta[filename]
             where = f"{meta_path} entry {filename!r}"
+            entry_name = f"{part}/metadata.json entry {filename!r}"
             try:
                 path = self.resolve(f"{part}/{filename}")
             except UnsafePathError as exc:
-                findings.problem(UnsafePathError(f"{where} points outside the dataset root ({exc})"))
+                findings.reject(entry_name, UnsafePathError(f"{where} points outside the dataset root ({exc})"))
                 continue
             if "/" in filename or not filename.lower().endswith(".mp4"):
-                findings.problem(DatasetError(f"{where} is not a bare '<name>.mp4' in {part}/."))
+                findings.reject(entry_name, DatasetError(f"{where} is not a bare '<name>.mp4' in {part}/."))
                 continue
             label = LABELS.get(str(entry.get("label", "")).lower()) if isinstance(entry, dict) else None
             if label is None:
-                findings.problem(DatasetError(f"{where} has no label 'FAKE' or 'REAL'."))
+                findings.reject(entry_name, DatasetError(f"{where} has no label 'FAKE' or 'REAL'."))
                 continue
             if entry.get("split", "train") != "train":
                 findings.note(f"{where} says split {entry.get('split')!r}; files in train parts are indexed as train.")
             if not path.is_file():
-                findings.problem(DatasetError(f"{where} names a video that does not exist in {self.root / part}."))
+                findings.reject(entry_name, DatasetError(f"{where} names a video that does not exist in {self.root / part}."))
                 continue
             stem = filename[: -len(".mp4")]
             original = entry.get("original") or ""
@@ -144,6 +148,11 @@ class DFDC(ScannedAdapter):
         if not labels_path.is_file():
             findings.problem(DatasetError(f"{labels_path} is missing; the DFDC test labels come from it."))
             return []
+        try:
+            labels_path = self.resolve("test/labels.csv")
+        except UnsafePathError as exc:
+            findings.problem(exc)
+            return []
         rows = []
         with labels_path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -153,23 +162,24 @@ class DFDC(ScannedAdapter):
             for lineno, rec in enumerate(reader, start=2):
                 filename, raw = (rec.get("filename") or "").strip(), (rec.get("label") or "").strip()
                 where = f"{labels_path} line {lineno}"
+                entry_name = f"test/labels.csv line {lineno}"
                 try:
                     path = self.resolve(f"test/videos/{filename}")
                 except UnsafePathError as exc:
-                    findings.problem(UnsafePathError(f"{where} points outside the dataset root ({exc})"))
+                    findings.reject(entry_name, UnsafePathError(f"{where} points outside the dataset root ({exc})"))
                     continue
                 if "/" in filename or not filename.lower().endswith(".mp4"):
-                    findings.problem(DatasetError(f"{where} names {filename!r}, not a bare '<name>.mp4'."))
+                    findings.reject(entry_name, DatasetError(f"{where} names {filename!r}, not a bare '<name>.mp4'."))
                     continue
                 try:
                     value = float(raw)
                 except ValueError:
                     value = -1.0
                 if value not in (0.0, 1.0):
-                    findings.problem(DatasetError(f"{where} has label {raw!r}; expected 1 (fake) or 0 (real)."))
+                    findings.reject(entry_name, DatasetError(f"{where} has label {raw!r}; expected 1 (fake) or 0 (real)."))
                     continue
                 if not path.is_file():
-                    findings.problem(DatasetError(f"{where} names {filename!r}, which does not exist in {path.parent}."))
+                    findings.reject(entry_name, DatasetError(f"{where} names {filename!r}, which does not exist in {path.parent}."))
                     continue
                 stem = filename[: -len(".mp4")]
                 # the test labels do not name a fake's original video

@@ -46,6 +46,7 @@ class DFDCPreview(ScannedAdapter):
     name: ClassVar[str] = "dfdcp"
     description: ClassVar[str] = "DFDC preview (dataset.json: label, set train/test)"
     real_methods: ClassVar[tuple[str, ...]] = (REAL_DIR,)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("method_A", "method_B")
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = "dfdcp"
@@ -68,6 +69,8 @@ class DFDCPreview(ScannedAdapter):
 
     def _scan(self, findings: Findings) -> pd.DataFrame:
         meta_path = self.root / METADATA
+        if meta_path.exists():
+            meta_path = self.resolve(METADATA)  # a link out of the root is refused
         meta = load_json(meta_path)
         if not isinstance(meta, dict):
             raise DatasetError(f"{meta_path} must hold an object mapping video paths to entries.")
@@ -75,34 +78,36 @@ class DFDCPreview(ScannedAdapter):
         for key in sorted(meta):
             entry = meta[key]
             where = f"{meta_path} entry {key!r}"
+            entry_name = f"{METADATA} entry {key!r}"
             try:
                 path = self.resolve(key)
             except UnsafePathError as exc:
-                findings.problem(UnsafePathError(f"{where} points outside the dataset root {self.root} ({exc})"))
+                findings.reject(entry_name, UnsafePathError(f"{where} points outside the dataset root {self.root} ({exc})"))
                 continue
             if not isinstance(entry, dict):
-                findings.problem(DatasetError(f"{where} is not an object with 'label' and 'set'."))
+                findings.reject(entry_name, DatasetError(f"{where} is not an object with 'label' and 'set'."))
                 continue
             label = LABELS.get(str(entry.get("label", "")).lower())
             if label is None:
-                findings.problem(DatasetError(f"{where} has label {entry.get('label')!r}; expected 'fake' or 'real'."))
+                findings.reject(entry_name, DatasetError(f"{where} has label {entry.get('label')!r}; expected 'fake' or 'real'."))
                 continue
             split = str(entry.get("set", "")).lower()
             if split not in SETS:
-                findings.problem(DatasetError(f"{where} has set {entry.get('set')!r}; expected 'train' or 'test'."))
+                findings.reject(entry_name, DatasetError(f"{where} has set {entry.get('set')!r}; expected 'train' or 'test'."))
                 continue
             parts = key.split("/")
             method, rest = parts[0], "/".join(parts[1:])
             if len(parts) < 2 or not rest.lower().endswith(".mp4"):
-                findings.problem(DatasetError(f"{where} is not '<folder>/…/<name>.mp4'."))
+                findings.reject(entry_name, DatasetError(f"{where} is not '<folder>/…/<name>.mp4'."))
                 continue
             if (method == REAL_DIR) != (label == 0):
-                findings.problem(
-                    DatasetError(f"{where} is labelled {entry.get('label')!r} but lies in {method}/ (reals are in {REAL_DIR}/).")
+                findings.reject(
+                    entry_name,
+                    DatasetError(f"{where} is labelled {entry.get('label')!r} but lies in {method}/ (reals are in {REAL_DIR}/)."),
                 )
                 continue
             if not path.is_file():
-                findings.problem(DatasetError(f"{where} names a video that does not exist under {self.root}."))
+                findings.reject(entry_name, DatasetError(f"{where} names a video that does not exist under {self.root}."))
                 continue
             name = rest[: -len(".mp4")]
             rows.append(

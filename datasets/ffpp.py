@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from dfbench.benchmark.errors import DatasetError
+from dfbench.benchmark.errors import DatasetError, UnsafePathError
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
     SPLITS,
@@ -77,6 +77,7 @@ class FaceForensicsPP(DatasetAdapter):
     name = "ffpp"
     description = "FaceForensics++ (youtube reals; DF, F2F, FS, NT, FaceShifter; DFD with actors), raw/c23/c40"
     real_methods = ("youtube", "actors")
+    fake_methods = FAKE_METHODS
     qualities = ("raw", "c23", "c40")
     embedded_subdir = "ffpp"
     default_dirname: ClassVar[str] = "FaceForensics++"
@@ -92,11 +93,13 @@ class FaceForensicsPP(DatasetAdapter):
         self.warnings: list[str] = []  # what build_index ignored (unknown folders, odd names, no split)
 
     # -- layout scan -----------------------------------------------------------------
-    def _scan(self) -> tuple[list[dict[str, str]], list[str]]:
-        """Every video file as {method, quality, name, path, mask_path}, plus the unknown
-        folders / unexpected names found on the way (as messages)."""
+    def _scan(self) -> tuple[list[dict[str, str]], list[str], list[tuple[Path, str]]]:
+        """Every video file as {method, quality, name, path, mask_path}, the unknown folders /
+        unexpected names found on the way (as messages), and the files refused because they
+        resolve outside the root (path inside the root, reason)."""
         found: list[dict[str, str]] = []
         unknown: list[str] = []
+        refused: list[tuple[Path, str]] = []
         for group, known in (("original_sequences", self.real_methods), ("manipulated_sequences", FAKE_METHODS)):
             base = self.root / group
             if not base.is_dir():
@@ -121,44 +124,59 @@ class FaceForensicsPP(DatasetAdapter):
                         if _ids(method, video.stem) is None:
                             unknown.append(f"File {video} does not follow the {method} naming; it is ignored.")
                             continue
+                        # confined: a link whose target leaves the root is refused before
+                        # anything opens, hashes or decodes the target
+                        rel = video.relative_to(self.root)
+                        try:
+                            path = self.resolve(rel)
+                        except UnsafePathError as exc:
+                            refused.append((rel, str(exc)))
+                            continue
+                        mask_path = ""
                         mask = masks / video.name
+                        if mask.is_file():
+                            try:
+                                mask_path = str(self.resolve(mask.relative_to(self.root)))
+                            except UnsafePathError as exc:
+                                refused.append((mask.relative_to(self.root), f"{exc} The video is used without a mask."))
                         found.append(
                             {
                                 "method": method,
                                 "quality": q_dir.name,
                                 "name": video.stem,
-                                "path": str(video.resolve()),
-                                "mask_path": str(mask.resolve()) if mask.is_file() else "",
+                                "path": str(path),
+                                "mask_path": mask_path,
                             }
                         )
-        return found, unknown
+        return found, unknown, refused
 
     def split_file(self, split: str) -> Path | None:
         for candidate in (self.root / "splits" / f"{split}.json", self.root / f"{split}.json"):
             if candidate.is_file():
-                return candidate
+                return self.resolve(candidate.relative_to(self.root))  # a link out of the root is refused
         return None
 
     def load_splits(self) -> dict[str, list[tuple[str, str]]]:
         """The official pairs per split. Raises DatasetError for a missing or malformed file."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        for split in SPLITS:
-            path = self.split_file(split)
-            if path is None:
-                raise DatasetError(
-                    f"FF++ split file {self.root / 'splits' / f'{split}.json'} is missing (also looked for "
-                    f"{self.root / f'{split}.json'}); copy the official splits/ folder from the FaceForensics "
-                    f"repository into the dataset root."
-                )
-            try:
-                pairs = json.loads(path.read_text())
-                out[split] = [(str(a), str(b)) for a, b in pairs]
-            except (ValueError, TypeError) as exc:
-                raise DatasetError(
-                    f"FF++ split file {path} is not a JSON list of [target, source] pairs ({exc}); "
-                    f"restore the official file."
-                ) from exc
-        return out
+        return {split: self.load_split(split) for split in SPLITS}
+
+    def load_split(self, split: str) -> list[tuple[str, str]]:
+        """One split file's pairs. Raises DatasetError when it is missing or malformed."""
+        path = self.split_file(split)
+        if path is None:
+            raise DatasetError(
+                f"FF++ split file {self.root / 'splits' / f'{split}.json'} is missing (also looked for "
+                f"{self.root / f'{split}.json'}); copy the official splits/ folder from the FaceForensics "
+                f"repository into the dataset root."
+            )
+        try:
+            pairs = json.loads(path.read_text())
+            return [(str(a), str(b)) for a, b in pairs]
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(
+                f"FF++ split file {path} is not a JSON list of [target, source] pairs ({exc}); "
+                f"restore the official file."
+            ) from exc
 
     @staticmethod
     def _split_of(splits: dict[str, list[tuple[str, str]]]) -> dict[str, str]:
@@ -178,8 +196,11 @@ class FaceForensicsPP(DatasetAdapter):
     # -- adapter API -----------------------------------------------------------------
     def build_index(self) -> pd.DataFrame:
         self.require_root()
-        found, unknown = self._scan()
+        found, unknown, refused = self._scan()
         self.warnings = list(unknown)
+        self.rejected = []
+        for rel, reason in refused:
+            self.reject(rel, reason)
         needs_split = any(v["method"] not in UNSPLIT_METHODS for v in found)
         split_of = self._split_of(self.load_splits()) if needs_split else {}
         rows = []
@@ -229,17 +250,23 @@ class FaceForensicsPP(DatasetAdapter):
         if not self.root.is_dir():
             report.problems.append(f"Dataset root {self.root} does not exist.")
             return report
-        found, unknown = self._scan()
+        found, unknown, refused = self._scan()
         report.problems.extend(unknown)
+        report.problems.extend(reason for _, reason in refused)
         if not found:
             report.problems.append(
                 f"No videos under {self.root}/original_sequences or {self.root}/manipulated_sequences."
             )
             return report
-        splits: dict[str, list[tuple[str, str]]] | None = None
+        # each split file on its own: a missing val.json still lets train and test be counted
+        splits: dict[str, list[tuple[str, str]]] = {}
+        for split in SPLITS:
+            try:
+                splits[split] = self.load_split(split)
+            except DatasetError as exc:
+                report.problems.append(str(exc))
         split_of: dict[str, str] = {}
         try:
-            splits = self.load_splits()
             split_of = self._split_of(splits)
         except DatasetError as exc:
             report.problems.append(str(exc))
@@ -258,13 +285,14 @@ class FaceForensicsPP(DatasetAdapter):
             if missing:
                 report.problems.append(f"{method} lacks qualities {missing} that other methods have.")
         unsplit = frame[frame["split"] == "none"]
-        if splits is not None and len(unsplit):
+        if splits and len(unsplit):
             report.problems.append(
                 f"{len(unsplit)} videos are in no split file (e.g. "
                 f"{', '.join((unsplit['method'] + '/' + unsplit['name']).head(3))})."
             )
-        if splits is not None:
+        if splits:
             self._check_pairs(frame, splits, report)
+        if len(splits) == len(SPLITS):
             self._check_official(frame, splits, report)
         return report
 

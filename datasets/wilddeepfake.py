@@ -143,6 +143,7 @@ class WildDeepfake(ScannedAdapter):
     name: ClassVar[str] = "wdf"
     description: ClassVar[str] = "WildDeepfake ({real,fake}_{train,test}/*.tar.gz face-crop sequences)"
     real_methods: ClassVar[tuple[str, ...]] = ("real",)
+    fake_methods: ClassVar[tuple[str, ...] | None] = ("fake",)
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = True
     embedded_subdir: ClassVar[str | None] = "wdf"
@@ -185,16 +186,17 @@ class WildDeepfake(ScannedAdapter):
                 try:
                     shard = confined_path(self.root, f"{folder}/{shard_file.name}")
                     sequences, ignored = list_sequences(shard)
-                except DatasetError as exc:  # includes UnsafePathError
-                    findings.problem(exc)
+                except DatasetError as exc:  # includes UnsafePathError: the shard is skipped
+                    findings.reject(f"{folder}/{shard_file.name}", exc)
                     continue
                 if ignored:
                     findings.note(f"{shard}: {len(ignored)} member(s) that are not <stem>/<class>/<seq>/<frame>.png ignored, e.g. {ignored[0]!r}.")
                 for key, _n in sorted(sequences.items()):
                     stem, cls, seq = key.split("/")
                     if cls.lower() != CLASSES[label]:
-                        findings.problem(
-                            DatasetError(f"Archive {shard} holds {cls}/ sequence {key!r} but lies in {folder}/ ({CLASSES[label]}).")
+                        findings.reject(
+                            f"{folder}/{shard_file.name}::{key}",
+                            DatasetError(f"Archive {shard} holds {cls}/ sequence {key!r} but lies in {folder}/ ({CLASSES[label]})."),
                         )
                         continue
                     name = f"{folder}/{shard_stem(shard)}/{stem}/{seq}"

@@ -31,20 +31,37 @@ from dfbench.benchmark.errors import ConfigError
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+def load_tensor_file(path: Path, what: str) -> object:
+    """``torch.load(weights_only=True)`` with one clear sentence when the file is refused.
+
+    Torch's own message for a refused file advises retrying with ``weights_only=False``, which
+    would execute whatever the file's pickle holds: that advice is never passed on.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated files, refused globals
+        text = str(exc)
+        if "weights_only" in text or "Weights only load failed" in text:
+            why = "it holds Python objects other than tensors, which dfbench never unpickles"
+        else:
+            why = (text.strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{what} {path} cannot be read as a tensor checkpoint: {why}.") from exc
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors from a local checkpoint, never unpickling arbitrary objects."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"Weights file {path} does not exist.")
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors":
+        try:
             from safetensors.torch import load_file
 
             obj: Any = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated files, refused globals
-        raise ConfigError(f"Weights file {path} cannot be read as a tensor checkpoint: {exc}") from exc
+        except Exception as exc:  # truncated or foreign files
+            raise ConfigError(f"Weights file {path} cannot be read as a safetensors file: {exc}") from exc
+    else:
+        obj = load_tensor_file(path, "Weights file")
     for key in ("state_dict", "model", "state"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

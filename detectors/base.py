@@ -17,26 +17,37 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
+import io
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+)
 from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameSet, ShuffledBatches
 from dfbench.benchmark.metrics import auc, video_level
 from dfbench.benchmark.registry import Registry
-from dfbench.detectors.backbones import create_backbone, init_provenance
+from dfbench.benchmark.results import atomic_write_bytes
+from dfbench.detectors.backbones import create_backbone, init_provenance, load_tensor_file
 
 CHECKPOINT_FORMAT = 1
 
@@ -51,23 +62,24 @@ class DetectorConfig:
     paper's backbone, input size and schedule.
     """
 
+    # Annotated types are checked (types and ranges) by ``from_dict`` before anything runs
     backbone: str = "resnet10t"
     # start from timm's ImageNet weights, read from timm's local cache only (a missing file is
     # a ConfigError naming --weights, never a random initialisation)
     pretrained: bool = False
     weights: str | None = None  # local backbone state dict (wins over pretrained; weights_only=True)
-    input_size: int = 64
+    input_size: Annotated[int, Field(ge=8)] = 64
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    epochs: int = 6
-    batch_size: int = 32
-    optimizer: str = "adam"  # adam | adamw | radam | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    lr_step_epochs: int = 0  # decay lr by lr_gamma every this many epochs (0 = constant)
-    lr_gamma: float = 0.1
-    max_steps_per_epoch: int = 0  # 0 = whole training set each epoch
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.229, 0.224, 0.225)
+    epochs: PositiveInt = 6
+    batch_size: PositiveInt = 32
+    optimizer: Literal["adam", "adamw", "radam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    lr_step_epochs: NonNegativeInt = 0  # decay lr by lr_gamma every this many epochs (0 = constant)
+    lr_gamma: PositiveFloat = 0.1
+    max_steps_per_epoch: NonNegativeInt = 0  # 0 = whole training set each epoch
     paper: str = ""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -99,13 +111,14 @@ class DetectorConfig:
             raise ConfigError(
                 f"Unknown config key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}."
             )
-        coerced = {}
-        for key, value in values.items():
-            default = getattr(cls, key, None)
-            if isinstance(default, tuple) and isinstance(value, list):
-                value = tuple(value)
-            coerced[key] = value
-        return cls(**coerced)
+        try:
+            return _config_adapter(cls).validate_python(dict(values))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors(include_url=False):
+                key = ".".join(str(p) for p in err["loc"])
+                problems.append(f"{key}={err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}")
+            raise ConfigError(f"Invalid {cls.__name__} value(s): {'; '.join(problems)}.") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -116,6 +129,12 @@ class DetectorConfig:
     def config_hash(self) -> str:
         blob = json.dumps({"class": type(self).__name__, **self.to_dict()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _config_adapter(cls: type) -> TypeAdapter:
+    """A pydantic validator for a config dataclass (types, ranges, lists → tuples), built once."""
+    return TypeAdapter(cls)
 
 
 @dataclass
@@ -137,14 +156,11 @@ def seed_everything(seed: int) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` through the one atomic-write helper: serialised in memory first, so a
+    full disk fails the write (one error line, no temp file left), never torch's pickler."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- detector
@@ -327,19 +343,10 @@ class Detector:
     def _train_epoch(self, train: FrameSet, seed: int, epoch: int, progress) -> dict[str, float]:
         for module in [self.model, *self.train_modules.values()]:
             module.train()
-        sums: dict[str, float] = {}
-        steps = 0
         loader = self.train_loader(train, seed, epoch)
         total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
-        for batch in loader:
-            if steps >= total:
-                break
-            for key, value in self.training_step(batch).items():
-                sums[key] = sums.get(key, 0.0) + value
-            steps += 1
-            if progress is not None:
-                progress(f"epoch {epoch + 1}/{self.config.epochs}", steps, total)
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        label = f"epoch {epoch + 1}/{self.config.epochs}"
+        return run_epoch(loader, self.training_step, total, None if progress is None else (lambda step: progress(label, step, total)))
 
     def _check_requires(self, frames: FrameSet) -> None:
         missing = sorted(k for k in self.requires if k not in frames.extras)
@@ -418,7 +425,7 @@ class Detector:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "best_state": best_state,
             "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
-            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": _python_rng_state()},
+            "rng": rng_state(),
         }
         atomic_torch_save(state, path)
 
@@ -432,21 +439,50 @@ class Detector:
             opt.load_state_dict(blob["optimizers"][key])
         for key, sched in self.schedulers.items():
             sched.load_state_dict(blob["schedulers"][key])
-        torch.set_rng_state(blob["rng"]["torch"])
-        _set_numpy_rng_state(blob["rng"]["numpy"])
-        _set_python_rng_state(blob["rng"]["python"])
+        set_rng_state(blob["rng"])
         r = blob["report"]
         report = FitReport(best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"], history=list(r["history"]), epochs_run=blob["next_epoch"])
         return int(blob["next_epoch"]), blob["best_state"], report
 
 
+def run_epoch(
+    batches: Iterable[Any],
+    step: Callable[[Any], Mapping[str, float]],
+    total: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """One epoch, shared by every training loop (``Detector.fit``, PBNet's bleach): ``step`` on
+    each of the first ``total`` batches; each log is averaged over the steps run."""
+    sums: dict[str, float] = {}
+    steps = 0
+    for batch in batches:
+        if steps >= total:
+            break
+        for key, value in step(batch).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        steps += 1
+        if progress is not None:
+            progress(steps)
+    return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, NumPy and Python RNG states (weights_only-loadable), saved with every
+    training checkpoint so a resumed fit draws the same numbers as an uninterrupted one."""
+    return {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": _python_rng_state()}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what ``rng_state`` saved (all three generators)."""
+    torch.set_rng_state(state["torch"])
+    _set_numpy_rng_state(state["numpy"])
+    _set_python_rng_state(state["python"])
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A dfbench checkpoint, loaded with ``weights_only=True``; corrupt files raise ConfigError."""
     path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"Checkpoint {path} is unreadable or not a dfbench checkpoint ({exc}).") from exc
+    blob = load_tensor_file(path, "Checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"Checkpoint {path} is not a dfbench checkpoint of format {CHECKPOINT_FORMAT}.")
     return blob

@@ -50,7 +50,10 @@ from dfbench.detectors.base import (
     create_detector,
     read_checkpoint,
     register_detector,
+    rng_state,
+    run_epoch,
     seed_everything,
+    set_rng_state,
 )
 
 SQRT_EPS = 1e-12  # sqrt(max(x, eps)): finite gradient when a batch has no errors (or only errors)
@@ -408,31 +411,31 @@ def train_bleach(
         if all(blob.get(k) == v for k, v in key.items()):
             bleach.load_state_dict(blob["bleach"])
             opt.load_state_dict(blob["optimizer"])
-            torch.set_rng_state(blob["rng"])
+            if isinstance(blob["rng"], dict):
+                set_rng_state(blob["rng"])  # torch, NumPy and Python, as Detector.fit restores them
+            else:
+                torch.set_rng_state(blob["rng"])  # a checkpoint from before that: torch's only
             best_state, best_acc, start_epoch = blob["best_state"], float(blob["best_acc"]), int(blob["next_epoch"])
             r = blob["report"]
             report = FitReport(epochs_run=start_epoch, best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"],
                                history=list(r["history"]), resumed_from_epoch=start_epoch)
     bs = config.batch_size
+
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        x = frozen.resize(batch["image"].to(frozen.device).float().div_(255.0))
+        loss, logs = bleach_loss(bleach, x, batch["label"].to(frozen.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return logs
+
     for epoch in range(start_epoch, config.epochs):
         bleach.train()
         loader = DataLoader(subset, batch_size=bs, shuffle=True, drop_last=len(subset) > bs,
                             generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         total = len(loader) if not config.max_steps_per_epoch else min(len(loader), config.max_steps_per_epoch)
-        sums: dict[str, float] = {}
-        for step, batch in enumerate(loader):
-            if step >= total:
-                break
-            x = frozen.resize(batch["image"].to(frozen.device).float().div_(255.0))
-            loss, logs = bleach_loss(bleach, x, batch["label"].to(frozen.device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if progress is not None:
-                progress(f"bleach epoch {epoch + 1}/{config.epochs}", step + 1, total)
-        logs = {k: v / max(total, 1) for k, v in sums.items()}
+        label = f"bleach epoch {epoch + 1}/{config.epochs}"
+        logs = run_epoch(loader, step, total, None if progress is None else (lambda n, label=label, total=total: progress(label, n, total)))
         val_scores = bleach.predict(val_lq, batch_size=max(2 * bs, 64))
         videos = video_level(val_lq.meta, val_scores)
         val_acc = accuracy(val_lq.labels, val_scores)
@@ -446,7 +449,7 @@ def train_bleach(
         if ckpt is not None:
             atomic_torch_save({
                 "format": CHECKPOINT_FORMAT, **key, "next_epoch": epoch + 1, "bleach": bleach.state_dict(),
-                "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "best_state": best_state,
+                "optimizer": opt.state_dict(), "rng": rng_state(), "best_state": best_state,
                 "best_acc": best_acc,
                 "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
             }, ckpt)
@@ -510,6 +513,10 @@ class BleachedDetector(Detector):
             cfg.base_detector, preset=cfg.base_preset, backbone=cfg.backbone, input_size=cfg.input_size,
             pretrained=cfg.pretrained if pretrained is None else pretrained, weights=cfg.weights, mean=cfg.mean, std=cfg.std,
         )
+
+    def nested_detectors(self) -> list[Detector]:
+        """The frozen detector this one wraps (its name and preset are validated before a run)."""
+        return [self.make_base()]
 
     @classmethod
     def from_parts(cls, detector: Detector, bleach: PixelBleach | None = None, config: PBNetConfig | None = None) -> BleachedDetector:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from dfbench.benchmark.frames import FrameSet
-from dfbench.detectors.base import Detector, create_detector
+from dfbench.detectors.base import DETECTORS, Detector, create_detector
 
 TINY = {"input_size": 32, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 2}
 
@@ -89,8 +89,12 @@ def fitted_tiny_detector(name: str, seed: int = 0) -> tuple[Detector, FrameSet]:
 def check_default_construction(name: str) -> None:
     detector = create_detector(name)
     config = detector.get_config()
-    assert type(config).preset("mini") is not None
-    assert detector.name == name
+    # default construction = the mini preset plus the variant's registered overrides
+    expected = type(config).preset("mini", **DETECTORS.meta(name)["overrides"])
+    assert config == expected, (config, expected)
+    assert config.config_hash() == expected.config_hash() and detector.name == name
+    # the two scales differ (paper: the paper's backbone / input size / schedule)
+    assert type(config).preset("paper") != type(config).preset("mini")
 
 
 def check_config_round_trip(name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -125,11 +126,18 @@ def test_celebdf_v1_same_layout_compares_totals(celeb_root):
 )
 def test_celebdf_bad_test_list_is_refused_with_line(tmp_path, line, error, fragment):
     write_video(tmp_path / "Celeb-real/id1_0000.mp4")
+    write_video(tmp_path / "Celeb-real/id2_0000.mp4")
     for d in ("YouTube-real", "Celeb-synthesis"):
         (tmp_path / d).mkdir()
-    (tmp_path / "List_of_testing_videos.txt").write_text(line + "\n")
-    with pytest.raises(error, match=fragment):
-        CelebDF(tmp_path).build_index()
+    (tmp_path / "List_of_testing_videos.txt").write_text(line + "\n1 Celeb-real/id2_0000.mp4\n")
+    adapter = CelebDF(tmp_path)
+    index = adapter.build_index()  # the bad line is skipped, the rest is indexed
+    assert [r.entry for r in adapter.rejected] == ["List_of_testing_videos.txt line 1"]
+    assert fragment in adapter.rejected[0].reason
+    assert index.set_index("video_id").at["celebdf/Celeb-real/orig/id2_0000", "split"] == "test"
+    # a video named by a rejected line is in no split: it is neither a sure test nor a train video
+    named = "id1_0000" in line
+    assert ("celebdf/Celeb-real/orig/id1_0000" in set(index["video_id"])) == (not named)
     assert any(fragment in p for p in CelebDF(tmp_path).check().problems)  # check collects, never raises
 
 
@@ -172,8 +180,10 @@ def test_dfdcp_reads_labels_and_sets(tmp_path):
 def test_dfdcp_entry_outside_root_is_refused_naming_the_entry(tmp_path, key):
     root = tmp_path / "dfdcp"
     make_dfdcp(root, {**DFDCP_ENTRIES, key: {"label": "fake", "set": "test"}})
-    with pytest.raises(UnsafePathError, match=r"dataset\.json entry '" + key.replace(".", r"\.") + "' points outside"):
-        DFDCPreview(root).build_index()
+    adapter = DFDCPreview(root)
+    assert len(adapter.build_index()) == 4  # the good entries are indexed
+    assert [r.entry for r in adapter.rejected] == [f"dataset.json entry {key!r}"]
+    assert re.search(r"dataset\.json entry '" + key.replace(".", r"\.") + "' points outside", adapter.rejected[0].reason)
     report = DFDCPreview(root).check()
     assert len(report.problems) == 1 and key in report.problems[0]
     assert report.counts["videos"].sum() == 4  # the good entries are still counted
@@ -184,8 +194,9 @@ def test_dfdcp_symlink_escaping_root_is_refused(tmp_path):
     make_dfdcp(root, {**DFDCP_ENTRIES, "method_A/link.mp4": {"label": "fake", "set": "test"}})
     write_video(tmp_path / "secret.mp4")
     os.symlink(tmp_path / "secret.mp4", root / "method_A/link.mp4")
-    with pytest.raises(UnsafePathError, match="method_A/link.mp4"):
-        DFDCPreview(root).build_index()
+    adapter = DFDCPreview(root)
+    assert str(tmp_path / "secret.mp4") not in set(adapter.build_index()["path"])
+    assert [r.entry for r in adapter.rejected] == ["dataset.json entry 'method_A/link.mp4'"]
 
 
 @pytest.mark.parametrize(
@@ -194,8 +205,9 @@ def test_dfdcp_symlink_escaping_root_is_refused(tmp_path):
 )
 def test_dfdcp_bad_label_or_set(tmp_path, entry, fragment):
     make_dfdcp(tmp_path, {**DFDCP_ENTRIES, "method_A/100/100_A/200_100_A_001.mp4": entry})
-    with pytest.raises(DatasetError, match=fragment):
-        DFDCPreview(tmp_path).build_index()
+    adapter = DFDCPreview(tmp_path)
+    assert len(adapter.build_index()) == 3
+    assert len(adapter.rejected) == 1 and fragment in adapter.rejected[0].reason
 
 
 # ------------------------------------------------------------------------------ DFDC
@@ -230,15 +242,21 @@ def test_dfdc_metadata_and_test_labels(tmp_path):
 @pytest.mark.parametrize(
     ("csv_text", "error", "fragment"),
     [
-        ("filename,label\naaa.mp4,2\n", DatasetError, "line 2 has label '2'"),
-        ("filename,label\n../../x.mp4,1\n", UnsafePathError, "line 2 points outside"),
+        ("filename,label\naaa.mp4,2\nbbb.mp4,0\n", DatasetError, "line 2 has label '2'"),
+        ("filename,label\n../../x.mp4,1\nbbb.mp4,0\n", UnsafePathError, "line 2 points outside"),
         ("name,fake\naaa.mp4,1\n", DatasetError, "header 'filename,label'"),
     ],
 )
 def test_dfdc_bad_labels_csv(tmp_path, csv_text, error, fragment):
     make_dfdc(tmp_path, csv_text)
-    with pytest.raises(error, match=fragment):
-        DFDC(tmp_path).build_index()
+    adapter = DFDC(tmp_path)
+    if "header" in fragment:  # the file itself is unusable: a layout problem, raised
+        with pytest.raises(error, match=fragment):
+            adapter.build_index()
+        return
+    index = adapter.build_index()  # one bad line: skipped, the other line and the train parts kept
+    assert set(index["video_id"]) == {"dfdc/real/orig/r0", "dfdc/fake/orig/f0", "dfdc/fake/orig/f7", "dfdc/real/orig/bbb"}
+    assert [r.entry for r in adapter.rejected] == ["test/labels.csv line 2"] and fragment in adapter.rejected[0].reason
 
 
 # ------------------------------------------------------------------------------ WildDeepfake
@@ -318,8 +336,11 @@ def _member(name: str, kind: bytes, **attrs) -> tarfile.TarInfo:
 def test_wdf_malicious_member_refuses_the_shard(wdf_root, extra, members, fragment):
     shard = wdf_root / "real_train/1.tar.gz"
     write_shard(shard, {**wdf_frames("1", "real", "0", [0, 1]), **members}, extra=extra)
-    with pytest.raises(UnsafePathError, match=rf"Archive .*1\.tar\.gz {fragment}"):
-        WildDeepfake(wdf_root).build_index()
+    adapter = WildDeepfake(wdf_root)
+    index = adapter.build_index()  # the shard is skipped whole, the other shards are indexed
+    assert len(index) == 3 and not index["path"].str.contains("1.tar.gz").any()
+    assert [r.entry for r in adapter.rejected] == ["real_train/1.tar.gz"]
+    assert re.search(rf"Archive .*1\.tar\.gz {re.escape(fragment)}", adapter.rejected[0].reason)
     # even reading a good sequence of that shard is refused
     with pytest.raises(UnsafePathError, match=fragment):
         read_sequence(f"{shard.resolve()}::1/real/0")
@@ -330,11 +351,15 @@ def test_wdf_malicious_member_refuses_the_shard(wdf_root, extra, members, fragme
 
 def test_wdf_class_folder_mismatch_and_corrupt_shard(wdf_root):
     write_shard(wdf_root / "real_test/5.tar.gz", wdf_frames("5", "fake", "0", [0]))
-    with pytest.raises(DatasetError, match="holds fake/ sequence '5/fake/0' but lies in real_test/"):
-        WildDeepfake(wdf_root).build_index()
+    adapter = WildDeepfake(wdf_root)
+    assert len(adapter.build_index()) == 5
+    assert [r.entry for r in adapter.rejected] == ["real_test/5.tar.gz::5/fake/0"]
+    assert "holds fake/ sequence '5/fake/0' but lies in real_test/" in adapter.rejected[0].reason
     (wdf_root / "real_test/5.tar.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
-    with pytest.raises(DatasetError, match=r"5\.tar\.gz is corrupt or truncated"):
-        WildDeepfake(wdf_root).build_index()
+    adapter = WildDeepfake(wdf_root)
+    assert len(adapter.build_index()) == 5
+    assert [r.entry for r in adapter.rejected] == ["real_test/5.tar.gz"]
+    assert re.search(r"5\.tar\.gz is corrupt or truncated", adapter.rejected[0].reason)
 
 
 # ------------------------------------------------------------------------------ discovery
@@ -357,3 +382,39 @@ def test_wdf_sample_sequence_uses_linspace_positions(wdf_root):
     assert [int(f[0, 0, 0]) for f in frames] == [0, 2, 10]
     frames, indices = sample_sequence(path, 32)  # shorter sequence: each frame once
     assert indices.tolist() == [0, 1, 2, 3] and len(frames) == 4
+
+
+def test_datasets_check_recognises_the_layout_or_asks_for_dataset(celeb_root, tmp_path, capsys):
+    """Issue #18 item 5: `dfbench datasets check ROOT` without --dataset."""
+    from dfbench.benchmark.cli import main
+
+    make_dfdc(tmp_path / "dfdc")
+    assert main(["datasets", "check", str(celeb_root)]) in (0, 1)
+    assert capsys.readouterr().out.startswith(f"celebdf at {celeb_root}")
+    assert main(["datasets", "check", str(tmp_path / "dfdc")]) in (0, 1)
+    assert capsys.readouterr().out.startswith(f"dfdc at {tmp_path / 'dfdc'}")
+    (tmp_path / "empty").mkdir()
+    assert main(["datasets", "check", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'empty'} matches no known layout; pass --dataset NAME") and err.count("\n") == 1
+
+
+def test_metadata_files_linked_out_of_the_root_are_refused(tmp_path):
+    """Issue #18 item 1 for metadata: a test list or dataset.json that is a link to a file
+    outside the root is refused, never read."""
+    make_dfdcp(tmp_path / "dfdcp", DFDCP_ENTRIES)
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps(DFDCP_ENTRIES))
+    (tmp_path / "dfdcp" / "dataset.json").unlink()
+    (tmp_path / "dfdcp" / "dataset.json").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="'dataset.json' under .* resolves outside the dataset root"):
+        DFDCPreview(tmp_path / "dfdcp").build_index()
+    root = tmp_path / "celeb"
+    write_video(root / "Celeb-real/id1_0000.mp4")
+    for d in ("YouTube-real", "Celeb-synthesis"):
+        (root / d).mkdir()
+    (tmp_path / "list.txt").write_text("1 Celeb-real/id1_0000.mp4\n")
+    (root / "List_of_testing_videos.txt").symlink_to(tmp_path / "list.txt")
+    with pytest.raises(UnsafePathError, match="'List_of_testing_videos.txt' under .* resolves outside"):
+        CelebDF(root).build_index()
+    assert any("resolves outside" in p for p in CelebDF(root).check().problems)

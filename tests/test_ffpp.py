@@ -79,6 +79,10 @@ def test_missing_split_file(ffpp_copy):
     report = FaceForensicsPP(ffpp_copy).check()
     assert not report.ok
     assert any("val.json" in p for p in report.problems)
+    # the other split files still count their videos (issue #18 item 5)
+    counts = report.counts.set_index(["method", "quality", "split"])["videos"]
+    assert counts[("youtube", "c23", "train")] == 2 and counts[("youtube", "c23", "test")] == 2
+    assert counts[("Deepfakes", "raw", "test")] == 2 and counts[("youtube", "c23", "none")] == 2
 
 
 def test_split_files_at_root_are_found(ffpp_copy):
@@ -163,3 +167,47 @@ def test_missing_root():
     with pytest.raises(DatasetError, match="does not exist"):
         FaceForensicsPP("/nonexistent/ffpp").build_index()
     assert not FaceForensicsPP("/nonexistent/ffpp").check().ok
+
+
+def test_symlink_out_of_the_root_is_refused_and_never_opened(ffpp_copy, tmp_path, monkeypatch):
+    """Issue #18 item 1: a video that is a link to a readable file outside the root is refused
+    by path inside the root, counted as rejected, and nothing opens its target; a link whose
+    target stays inside the root is followed."""
+    import builtins
+    import io
+
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"secret bytes outside the dataset root")
+    victim = ffpp_copy / "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"
+    victim.unlink()
+    victim.symlink_to(outside)
+    inner = ffpp_copy / "manipulated_sequences/Deepfakes/c40/videos/000_001.mp4"
+    inner.unlink()
+    inner.symlink_to(ffpp_copy / "manipulated_sequences/Deepfakes/raw/videos/000_001.mp4")
+
+    opened: list[str] = []
+    real_open, real_io_open = builtins.open, io.open
+
+    def spy(opener):
+        def wrapped(file, *args, **kwargs):
+            opened.append(str(file))
+            return opener(file, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(builtins, "open", spy(real_open))
+    monkeypatch.setattr(io, "open", spy(real_io_open))
+    adapter = FaceForensicsPP(ffpp_copy)
+    index = adapter.build_index()
+    report = FaceForensicsPP(ffpp_copy).check()
+    monkeypatch.undo()
+
+    assert not any(str(outside) in p for p in opened), opened
+    assert str(outside) not in set(index["path"])
+    assert "ffpp/Deepfakes/c23/000_001" not in set(index["video_id"])
+    rel = "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"
+    assert [(r.dataset, r.entry) for r in adapter.rejected] == [("ffpp", rel)]
+    assert "resolves outside the dataset root" in adapter.rejected[0].reason
+    assert not report.ok and any(rel in p for p in report.problems)
+    # the link that stays inside the root is followed (to the raw file)
+    row = index.set_index("video_id").loc["ffpp/Deepfakes/c40/000_001"]
+    assert row["path"] == str((ffpp_copy / "manipulated_sequences/Deepfakes/raw/videos/000_001.mp4").resolve())

@@ -13,9 +13,10 @@ import torch
 
 import dfbench  # noqa: F401  (torchvision guard before timm)
 from dfbench.benchmark.frames import FrameSet
-from dfbench.benchmark.procedures import PROCEDURES, RunContext
+from dfbench.benchmark.procedures import PROCEDURES, RunContext, cell_key
 from dfbench.benchmark.procedures_pbnet import bleach_plans, compression_remedy, frozen_and_config
 from dfbench.benchmark.protocol import load_protocol, parse_protocol
+from dfbench.benchmark.results import CELL_DONE_SUFFIX, CELLS_DIR, ResultsStore, cell_id
 from dfbench.detectors import create_detector
 from dfbench.detectors.pbnet import (
     BleachedDetector,
@@ -277,19 +278,6 @@ def test_registered_pbnet_fits_both_stages_and_round_trips(tmp_path: Path) -> No
 
 
 # --------------------------------------------------------------------------- procedure
-class MemoryStore:
-    """The two methods of ResultsStore a RunContext uses, in memory."""
-
-    def __init__(self) -> None:
-        self.cells: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-
-    def cell_done(self, run_dir: Path, key: str) -> bool:
-        return key in self.cells
-
-    def mark_cell_done(self, run_dir: Path, key: str, rows: pd.DataFrame, pred: pd.DataFrame) -> None:
-        self.cells[key] = (rows, pred)
-
-
 SPEC = {
     "name": "compression_remedy_tiny", "version": 1, "procedure": "compression_remedy",
     "metrics": ["auc", "acc"], "frames": {"train": 4, "test": 4},
@@ -300,7 +288,7 @@ SPEC = {
 }
 
 
-def make_ctx(tmp_path: Path, store: MemoryStore, loads: list) -> RunContext:
+def make_ctx(tmp_path: Path, store: ResultsStore, loads: list) -> RunContext:
     def loader(data, split, per_video, requires):
         (quality,) = data[0].qualities
         loads.append((quality, split))
@@ -310,6 +298,7 @@ def make_ctx(tmp_path: Path, store: MemoryStore, loads: list) -> RunContext:
         spec=parse_protocol(SPEC, "test"), detector_name="erm", preset="mini", seed=0, device="cpu",
         run_dir=tmp_path, frame_loader=loader, store=store,
         detector_overrides={"input_size": SIZE, "epochs": 1, "batch_size": 16}, log=lambda msg: None,
+        run_meta={"protocol": SPEC["name"], "detector": "erm", "seed": 0},
     )
 
 
@@ -317,9 +306,10 @@ def test_procedure_scores_detector_and_bleach_variants(tmp_path: Path, monkeypat
     monkeypatch.setattr(PBNetConfig, "PRESETS", {**PBNetConfig.PRESETS, "mini": {
         **PBNetConfig.PRESETS["mini"], "epochs": 1, "batch_size": 8, "generator_width": 16}})
     assert PROCEDURES.get("compression_remedy") is compression_remedy
-    store, loads = MemoryStore(), []
+    store, loads = ResultsStore(tmp_path / "results"), []
     compression_remedy(make_ctx(tmp_path, store, loads))
-    rows = pd.concat([r for r, _ in store.cells.values()])
+    rows = store.read_run(tmp_path)
+    assert len(rows) == 3 * 2 * 2  # 3 variants × (auc, acc) × (frame, video)
     assert set(rows["variant"]) == {"detector", "detector+bleach", "detector+bleach/c23"}
     acc = rows[(rows.metric == "acc") & (rows.level == "frame")].set_index("variant")
     assert acc.loc["detector+bleach", "bleach_quality"] == "c40"
@@ -327,25 +317,27 @@ def test_procedure_scores_detector_and_bleach_variants(tmp_path: Path, monkeypat
     assert (acc["fp"] + acc["fn"] + acc["value"] * (acc["n_real"] + acc["n_fake"])).round().eq(acc["n_real"] + acc["n_fake"]).all()
     # the detector trained at c23, bleaches at c40 and c23 training splits, tests at c40
     assert ("c23", "train") in loads and ("c40", "train") in loads and ("c40", "test") in loads
-    preds = {k: p for k, (_, p) in store.cells.items()}
-    det_scores = next(p for p in preds.values() if (p["variant"] == "detector").all())["score"].to_numpy()
-    bl_scores = next(p for p in preds.values() if (p["variant"] == "detector+bleach").all())["score"].to_numpy()
+    preds = store.read_predictions(tmp_path)
+    det_scores = preds[preds["variant"] == "detector"]["score"].to_numpy()
+    bl_scores = preds[preds["variant"] == "detector+bleach"]["score"].to_numpy()
+    assert len(det_scores) == len(bl_scores) > 0
     assert not np.array_equal(det_scores, bl_scores)
     assert (tmp_path / "work" / "pbnet" / "FS_c23--detector+bleach" / "bleach.pt").exists()
     # a rerun with every cell done does nothing; with one cell missing it reuses model and bleach
     loads.clear()
     compression_remedy(make_ctx(tmp_path, store, loads))
     assert loads == []
-    key = next(k for k, (_, p) in store.cells.items() if (p["variant"] == "detector+bleach").all())
-    del store.cells[key]
+    key = cell_key("FS/c23", "FS/c40", "detector+bleach")
+    (tmp_path / CELLS_DIR / f"{cell_id(key)}{CELL_DONE_SUFFIX}").unlink()  # as if it never finished
     compression_remedy(make_ctx(tmp_path, store, loads))
     assert loads == [("c40", "test")]
-    again = store.cells[key][1]["score"].to_numpy()
+    preds = store.read_predictions(tmp_path)
+    again = preds[preds["variant"] == "detector+bleach"]["score"].to_numpy()
     assert np.allclose(again, bl_scores, atol=1e-6)
 
 
 def test_pbnet_detector_contributes_its_base_and_config(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, MemoryStore(), [])
+    ctx = make_ctx(tmp_path, ResultsStore(tmp_path / "results"), [])
     ctx.detector_name, ctx.detector_overrides = "pbnet_m0", {"input_size": SIZE}
     frozen, config = frozen_and_config(ctx)
     assert frozen.name == "erm" and frozen.config.input_size == SIZE and config.offset_m == 0.0
@@ -359,3 +351,52 @@ def test_shipped_protocol_validates() -> None:
     assert load_protocol("compression_remedy", preset="paper").frames_test == 300
     with pytest.raises(Exception, match="unknown training"):
         bleach_plans({"bleaches": [{"variant": "x", "qualities": ["c40"], "trainings": ["nope"]}]}, ["FS/c23"], "p")
+
+
+def test_interrupted_bleach_resumes_to_the_same_weights_with_every_rng(fitted_erm, tmp_path: Path) -> None:
+    """Issue #18 item 7: the bleach loop is the shared epoch loop; its checkpoint holds the
+    torch, NumPy and Python RNG states (as Detector.fit's does) and a resumed run ends where an
+    uninterrupted one does."""
+    cfg = small_config(epochs=2)
+    train, val = tiny_frames("c40", "train"), tiny_frames("c40", "val")
+    whole = train_bleach(fitted_erm, train, val, cfg, seed=0)
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_epoch_2(label, step, total):
+        if label.startswith("bleach epoch 2/"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path, progress=stop_in_epoch_2)
+    saved = torch.load(tmp_path / "bleach_state.pt", weights_only=True)
+    assert saved["next_epoch"] == 1 and set(saved["rng"]) == {"torch", "numpy", "python"}
+    resumed = train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path)
+    assert resumed.report.resumed_from_epoch == 1 and len(resumed.report.history) == 2
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_procedure_loads_validation_with_validation_requires(tmp_path: Path, monkeypatch) -> None:
+    """Issue #18 item 7: compression_remedy trains through the shared RunContext.train_model,
+    so validation frames come without training-only extras (as train_test loads them)."""
+    from dfbench.detectors.base import Detector
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+    monkeypatch.setattr(Detector, "requires", frozenset({"qualities", "landmarks"}))
+    monkeypatch.setattr(RunContext, "fit", lambda self, det, name, train, val: (_ for _ in ()).throw(Stop()))
+    ctx = make_ctx(tmp_path, ResultsStore(tmp_path / "results"), [])
+    inner = ctx.frame_loader
+
+    def loader(data, split, per_video, requires):
+        seen.append((split, requires))
+        return inner(data, split, per_video, requires)
+
+    ctx.frame_loader = loader
+    with pytest.raises(Stop):
+        compression_remedy(ctx)
+    assert seen == [("train", ("landmarks", "qualities")), ("val", ("landmarks",))]

@@ -140,7 +140,7 @@ def test_cache_hit_reads_no_archive(wdf: Path, tmp_path: Path, monkeypatch: pyte
 
 
 def test_malicious_shard_fails_its_sequences_and_the_run_goes_on(wdf: Path, tmp_path: Path) -> None:
-    # The adapter's strict build_index refuses a malicious shard outright, so the case
+    # The adapter's build_index leaves a malicious shard out (adapter.rejected), so the case
     # preprocessing meets is a shard replaced after indexing (load_frames memoises the index).
     cache = CropCache(tmp_path / "cache")
     first = load_frames([Selection("wdf", "test")], roots={"wdf": wdf}, cache=cache, crop=PARAMS, progress=False)

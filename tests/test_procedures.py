@@ -71,7 +71,10 @@ def test_train_test_writes_every_cell_and_uses_val_for_selection_only(tmp_path, 
     assert len(cells) == 4
     video_auc = rows[(rows.metric == "auc") & (rows.level == "video")]
     assert video_auc["ci_low"].notna().all() and (video_auc["ci_low"] <= video_auc["value"]).all()
-    assert set(rows["n_real"]) and set(rows["n_fake"])
+    # tiny_frameset: 4 real and 4 fake videos of 2 frames each, in every cell
+    for level, per_class in (("frame", 8), ("video", 4)):
+        at = rows[rows.level == level]
+        assert set(at["n_real"]) == {per_class} and set(at["n_fake"]) == {per_class}, level
     inverted = rows[(rows.test == "T/inv") & (rows.metric == "auc") & (rows.level == "frame")].set_index("strength")["value"]
     plain = rows[(rows.test == "T/raw") & (rows.training == "raw") & (rows.metric == "auc") & (rows.level == "frame")]["value"].iloc[0]
     assert inverted.loc[0.0] == pytest.approx(plain)  # strength 0 = the clean test set

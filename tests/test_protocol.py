@@ -60,7 +60,7 @@ def test_parse_fields_and_restrictions() -> None:
         ({"metrics": ["auc", "f1"]}, "unknown metric"),
         ({"tests": [{"name": "x", "data": [{"dataset": "ffpp", "quality": ["c23"]}]}]}, "unknown key"),
         ({"tests": [{"name": "x", "data": [{"dataset": "ffpp"}], "trainings": ["nope"]}]}, "unknown training"),
-        ({"tests": [{"name": "x", "data": []}]}, "non-empty"),
+        ({"tests": [{"name": "x", "data": []}]}, r"tests\[0\]\.data: List should have at least 1 item"),
     ],
 )
 def test_wrong_keys_give_clear_errors(patch, message) -> None:

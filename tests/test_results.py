@@ -215,3 +215,34 @@ def test_environment_info_has_versions_and_no_hostname() -> None:
     }
     assert platform.node() not in json.dumps(info)  # no hostname: results files get shared
     assert info["git_hash"] is None or len(info["git_hash"]) == 40
+
+
+def test_the_runner_names_run_and_model_folders_through_the_store(tmp_path: Path, monkeypatch) -> None:
+    """Issue #18 item 6: a protocol (or training) named ``..`` stays inside the results folder,
+    and run.json is written by the store's atomic writer (no temp file left)."""
+    from dfbench.benchmark.procedures import PROCEDURES
+    from dfbench.benchmark.runner import RunRequest, run
+
+    spec = tmp_path / "evil.yaml"
+    spec.write_text(
+        "name: '..'\nversion: 1\ntrainings:\n  - {name: '..', data: [{dataset: ffpp}]}\n"
+        "tests:\n  - {name: t, data: [{dataset: ffpp}]}\n"
+    )
+    (tmp_path / "data" / "FaceForensics++").mkdir(parents=True)
+    seen = {}
+
+    def procedure(ctx):  # records where the run would put its model; trains nothing
+        seen["model_dir"] = ctx.model_dir("..")
+        seen["run_dir"] = ctx.run_dir
+
+    monkeypatch.setitem(PROCEDURES._entries, "train_test", procedure)
+    monkeypatch.setattr("dfbench.benchmark.runner.DataResolver.require", lambda self, spec: [])
+    results = tmp_path / "res" / "runs"
+    run(RunRequest(protocol=str(spec), detector="erm", data_root=tmp_path / "data", results_root=results,
+                   progress=False, quiet=True))
+    assert seen["run_dir"] == results / "_.." / "erm" / "resnet10t" / "mini" / "seed0"
+    assert seen["model_dir"] == seen["run_dir"] / "models" / "_.."
+    meta = json.loads((seen["run_dir"] / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["protocol"] == ".."
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["runs"]
+    assert not list(results.rglob("*.tmp"))

@@ -63,8 +63,20 @@ def test_a_fit_that_runs_no_epoch_is_an_error(tiny_root, results, capsys) -> Non
     rc = main(["run", "--protocol", "cross_quality", "--detector", "erm", "--data-root", str(tiny_root),
                "--set", "epochs=0", "--no-progress"])
     assert rc == 2
-    assert "ran no training epoch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "epochs" in err and "Traceback" not in err  # refused before any work
     assert ResultsStore(results).read_all().empty
+
+
+def test_fit_refuses_a_config_that_runs_no_epoch() -> None:
+    from dfbench.benchmark.errors import ConfigError
+    from dfbench.detectors.base import Detector, DetectorConfig
+    from dfbench.testing import TINY, tiny_frameset
+
+    config = DetectorConfig(**{**DetectorConfig.preset("mini", **TINY).to_dict(), "epochs": 0})  # bypasses from_dict
+    frames = tiny_frameset()
+    with pytest.raises(ConfigError, match="ran no training epoch"):
+        Detector(config).fit(frames, frames)
 
 
 TOY = {

@@ -48,7 +48,13 @@ from dfbench.benchmark.preprocess.faces import (
     landmarks_to_crop,
     square_boxes,
 )
-from dfbench.benchmark.preprocess.video import DecodedFrames, VideoReadError, read_frames, sample_indices
+from dfbench.benchmark.preprocess.video import (
+    DecodedFrames,
+    VideoReadError,
+    check_opens,
+    read_frames,
+    sample_indices,
+)
 
 NO_FACE = "no face"
 
@@ -261,9 +267,15 @@ def _process_group(
     outcomes = []
     for m in group.members:
         if "failed" in ref:
-            entry = _failure(str(ref["failed"]))
-            cache.put("crops", m.key, entry)
-            outcomes.append(_Outcome(m.video_id, m.key, failed=str(ref["failed"])))
+            reason = str(ref["failed"])
+            if m.path != group.reference_path:
+                # name the video's own fault too, not only its reference's
+                try:
+                    check_opens(m.path)
+                except VideoReadError as exc:
+                    reason = f"{exc}; besides, {reason}"
+            cache.put("crops", m.key, _failure(reason))
+            outcomes.append(_Outcome(m.video_id, m.key, failed=reason))
             continue
         note = None
         try:
@@ -455,6 +467,9 @@ def ensure_crops(
             ident = file_identity(row["path"])
         except OSError as exc:
             report.failed[vid] = f"video file {row['path']} cannot be read ({exc.strerror or exc})"
+            continue
+        if ident.startswith("0:"):  # an empty file fails by itself, whatever its reference does
+            report.failed[vid] = f"video file {row['path']} is empty (0 bytes)"
             continue
         try:
             ref_ident = file_identity(path_of[ref_id])

@@ -63,6 +63,11 @@ def _open(path: Path) -> av.container.InputContainer:
     return container
 
 
+def check_opens(path: str | Path) -> None:
+    """Raise ``VideoReadError`` when ``path`` cannot be opened as a video (header only, cheap)."""
+    _open(Path(path)).close()
+
+
 def read_frames(
     path: str | Path,
     *,

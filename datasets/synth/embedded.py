@@ -75,6 +75,14 @@ def ensure_embedded_data(scale: str = "mini", *, progress: bool = True) -> Path:
     return root
 
 
+def embedded_data_complete(scale: str = "mini") -> bool:
+    """Whether the embedded benchmark of ``scale`` is generated already (nothing to write)."""
+    from dfbench.datasets.synth.cross_dataset import cross_dataset_complete
+
+    root = embedded_root(scale)
+    return _complete(root / FFPP_SUBDIR, scale) and cross_dataset_complete(root, scale, EMBEDDED_SEED)
+
+
 def _complete(ffpp: Path, scale: str) -> bool:
     from dfbench.datasets.synth.ffpp import GENERATOR_VERSION
 
