@@ -9,7 +9,7 @@ import pytest
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.preprocess.cache import CACHE_FORMAT_VERSION, CropCache, CropParams
 from dfbench.benchmark.preprocess.faces import DETECT_SIZE, FaceDetector, box_iou, detection_shape, downscale
-from dfbench.benchmark.preprocess.fixture import render_wide_frames
+from dfbench.benchmark.preprocess.fixture import render_wide_frames, wide_frame_shifts
 from dfbench.benchmark.preprocess.pipeline import ensure_crops
 from dfbench.datasets.ffpp import FaceForensicsPP
 
@@ -63,19 +63,40 @@ def test_box_iou_hand_values() -> None:
 @pytest.mark.parametrize("width, height", [(1280, 720), (1920, 1080)])
 def test_downscaled_detection_matches_full_resolution(width: int, height: int, one_torch_thread) -> None:
     """Real photos rendered at 720p / 1080p: the boxes found on the downscaled copy, mapped
-    back, overlap the full-resolution boxes closely. MTCNN's boxes move by a few pixels
-    with the scale it sees a face at, so single frames can fall somewhat below 0.9; the
-    share of frames at IoU >= 0.9 over many frames is measured by
-    ``benchmarks/preprocess.py --iou-frames``."""
+    back, overlap the full-resolution boxes closely and are not systematically smaller or
+    larger. Measured by ``benchmarks/preprocess.py --iou-only --iou-frames 24`` (48 frames):
+    median IoU 0.966 (720p) / 0.952 (1080p), least 0.812 / 0.883, box-size ratio 0.992 /
+    1.005; 85.4 % / 91.7 % of frames reach IoU 0.9, short of the issue's 95 %, because
+    MTCNN's box jitters by a few percent from frame to frame even at full resolution (see
+    docs/data.md). The four frames here are deterministic: their least IoU is 0.87."""
     frames = np.stack([f for photo in ("astronaut", "grace") for f in render_wide_frames(photo, width, height, 3)[::2]])
     full = FaceDetector(detect_size=0).detect(frames)
     small = FaceDetector().detect(frames)
     assert full.face_found.all() and small.face_found.all()
     iou = box_iou(full.boxes, small.boxes)
-    assert (iou >= 0.85).all() and np.median(iou) >= 0.9, iou
+    assert (iou >= 0.85).all() and np.median(iou) >= 0.93, iou
+    # no scale bias: box sides agree on average to within 4 % (measured within 1 %)
+    side = lambda b: np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))  # noqa: E731
+    assert abs(np.mean(side(small.boxes) / side(full.boxes)) - 1) < 0.04
     # landmarks agree to a few percent of the face width
     face_w = full.boxes[:, 2] - full.boxes[:, 0]
     assert (np.abs(full.landmarks - small.landmarks).max(axis=(1, 2)) < 0.05 * face_w).all()
+
+
+def test_wide_frame_shifts_follow_the_rendered_face() -> None:
+    # at the window's own size the frames are the window itself: frame t is frame 0 moved
+    # by (-2t, -t) pixels, exactly
+    frames = render_wide_frames("astronaut", 448, 252, 3)
+    np.testing.assert_array_equal(wide_frame_shifts("astronaut", 448, 252, 3), [[0, 0], [-2, -1], [-4, -2]])
+    assert np.array_equal(frames[1][:-1, :-2], frames[0][1:, 2:])
+    assert np.array_equal(frames[2][:-2, :-4], frames[0][2:, 4:])
+    # scaled to the frame size; a triangle wave of period 32 (17 distinct positions)
+    shifts = wide_frame_shifts("grace", 1920, 1080, 34)
+    np.testing.assert_allclose(shifts[1], [-2 * 1920 / 896, -1080 / 504])
+    np.testing.assert_allclose(shifts[16], 16 * shifts[1])
+    np.testing.assert_allclose(shifts[17], shifts[15])
+    np.testing.assert_allclose(shifts[32], shifts[0])
+    assert len(np.unique(shifts, axis=0)) == 17
 
 
 def test_detect_size_is_part_of_the_cache_key(ffpp_fixture, tmp_path, one_torch_thread) -> None:

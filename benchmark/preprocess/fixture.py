@@ -83,6 +83,12 @@ def _frames(photo: np.ndarray, x: int, y: int, side: int, flip: bool, n: int, si
     return _window_frames(photo, x, y, (side, side), flip, n, (size, size))
 
 
+def _window_step(t: int) -> int:
+    """How far (in 1 px down, 2 px right steps) the window of frame ``t`` has moved: a
+    triangle wave of period 32."""
+    return t % 16 if (t // 16) % 2 == 0 else 16 - t % 16
+
+
 def _window_frames(
     photo: np.ndarray, x: int, y: int, window: tuple[int, int], flip: bool, n: int, size: tuple[int, int]
 ) -> list[np.ndarray]:
@@ -92,7 +98,7 @@ def _window_frames(
     src = photo[:, ::-1] if flip else photo
     frames = []
     for t in range(n):
-        d = t % 16 if (t // 16) % 2 == 0 else 16 - t % 16
+        d = _window_step(t)
         x0, y0 = x + 2 * d, y + d
         crop = src[y0 : y0 + window[1], x0 : x0 + window[0]]
         frames.append(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC)))
@@ -113,6 +119,17 @@ def render_wide_frames(photo: str, width: int, height: int, n_frames: int) -> li
     x, y, ww, wh = _WIDE[photo]
     padded = np.pad(_photo(photo), ((_PAD, _PAD), (_PAD, _PAD), (0, 0)), mode="edge")
     return _window_frames(padded, x, y, (ww, wh), False, n_frames, (width, height))
+
+
+def wide_frame_shifts(photo: str, width: int, height: int, n_frames: int) -> np.ndarray:
+    """(n_frames, 2) float: how far (x, y), in frame pixels, the face of frame t of
+    ``render_wide_frames(photo, width, height, n_frames)`` sits from where it is in frame 0.
+    The face never changes size, so a face box minus its shift is the same box in every
+    frame: what is left over is the detector's own jitter."""
+    _, _, ww, wh = _WIDE[photo]
+    d = np.array([_window_step(t) for t in range(n_frames)], np.float64)
+    # the window moves right/down, so the face moves left/up in the frame
+    return np.stack([-2 * d * width / ww, -d * height / wh], axis=1)
 
 
 def encode_video(frames: Sequence[np.ndarray], path: Path, crf: int, *, gray: bool = False) -> Path:
