@@ -323,7 +323,7 @@ class _TestModel(_Closed):
     perturbation: _PerturbationModel | None = None
     transform: _TransformModel | None = None
     optional: bool = False
-    frames: int | None = Field(default=None, ge=1)  # this test's own frames per video
+    frames: int | None = Field(default=None, ge=1, strict=True)  # this test's own frames per video (True is no count)
 
 
 class _FramesModel(_Closed):

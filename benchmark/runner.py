@@ -66,6 +66,8 @@ def validate_request(request: RunRequest) -> tuple[ProtocolSpec, Any, str]:
     overrides = {**spec.detector_settings(request.detector), **request.overrides}
     probe = create_detector(request.detector, preset=request.preset, **overrides)
     check_detector(probe)
+    # a paper preset's ImageNet weights (or --weights) must be on disk; nothing written yet
+    probe.init_provenance()
     device = resolve_device(request.device)
     for name, root in request.dataset_roots.items():
         if name not in DATASETS:

@@ -210,7 +210,11 @@ class Detector:
         weights (see ``backbones.init_provenance``). Raises ConfigError when a paper preset
         asks for ImageNet weights that are not on disk: the runner calls it before any data work."""
         cfg = self.config
-        return init_provenance(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights)
+        key = (cfg.backbone, cfg.pretrained, cfg.weights)
+        memo = getattr(self, "_init_memo", None)
+        if memo is None or memo[0] != key:  # hashing a weight file of hundreds of MB once is enough
+            memo = self._init_memo = (key, init_provenance(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights))
+        return dict(memo[1])
 
     def build(self) -> nn.Module:
         """The inference network: normalised images (N, 3, S, S) → logits (N, 2)."""

@@ -50,12 +50,16 @@ def test_run_writes_the_3x3_matrix(env, first_run, capsys) -> None:
     assert meta["status"] == "complete" and meta["data_kind"] == "real"  # --data-root given: not the embedded set
     for key in ("config_hash", "protocol_hash", "versions", "device", "data_fingerprints"):
         assert meta.get(key), key
-    # the last training (c40) scores its cells once every split is loaded: its rows carry the
-    # fingerprint of everything run.json lists
+    # a cell's fingerprint = what its model trained and validated on + the test frames it scored
     from dfbench.benchmark.procedures import combined_fingerprint
 
-    last = rows[rows.training == "c40"]["data_fingerprint"]
-    assert set(last) == {combined_fingerprint(meta["data_fingerprints"])} and len(last.iloc[0]) == 16
+    models = meta["model_data_fingerprints"]
+    assert set(models) == {"raw", "c23", "c40"} and all(set(m) == {"train", "val"} for m in models.values())
+    test_c40 = [v for k, v in meta["data_fingerprints"].items() if k.startswith("test:test:") and "c40" in k]
+    assert len(test_c40) == 1
+    want = combined_fingerprint({**{f"model:{k}": v for k, v in models["c40"].items()}, "test": test_c40[0]})
+    cell = rows[(rows.training == "c40") & (rows.test == "NT/c40")]["data_fingerprint"]
+    assert set(cell) == {want} and len(want) == 16
     assert set(rows["config_hash"]) == {meta["config_hash"]}
 
 
