@@ -359,7 +359,7 @@ class CachedEntries(Mapping[str, Mapping[str, "np.ndarray | Rows"]]):
         path = self.cache.path("crops", key)
         try:
             with np.load(path, allow_pickle=False) as npz:  # np.load reads a member only when asked
-                names = [n[:-4] for n in npz.files]
+                names = list(npz.files)
                 entry: dict[str, np.ndarray | Rows] = {n: npz[n] for n in names if n not in LAZY_ARRAYS}
             for name, member in npz_members(path, [n for n in names if n in LAZY_ARRAYS]).items():
                 entry[name] = Rows.of(member, member.count, member.shape, member.dtype)
