@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -213,3 +214,20 @@ def test_frameset_accepts_rows_and_checks_their_shape(tmp_path) -> None:
     assert frames.streamed and frames.image_size == 4 and frames.in_memory().images.shape == (3, 4, 4, 3)
     with pytest.raises(ValueError, match="uint8"):
         FrameSet(Rows.of(f, 3, (4, 4), f.dtype), meta)
+
+
+def test_gpu_throughput_benchmark_runs_in_its_cpu_mode(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_throughput.py"
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "throughput.json"
+    result = bench.main(["--tiny", "--device", "cpu", "--size", "32", "--batch", "4", "--steps", "2",
+                         "--videos", "2", "--frames", "4", "--out", str(out)])
+    assert result["device"] == "cpu" and result["precision"] == "fp32" and result["backbone"] == "resnet10t"
+    assert result["fit_images_per_s"] > 0 and result["bare_images_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["fit_images_per_s"] / result["bare_images_per_s"])
+    assert json.loads(out.read_text()) == result
