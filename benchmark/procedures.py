@@ -98,7 +98,7 @@ class RunContext:
         (folder / "fit.json").write_text(json.dumps({
             "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
             "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
-            "history": report.history, "wall_time_s": report.wall_time_s,
+            "history": report.history, "wall_time_s": report.wall_time_s, "precision": report.precision,
         }, indent=2, default=float))
         (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
         return detector
