@@ -299,7 +299,11 @@ class Detector:
         return precision
 
     def _amp_dtype(self) -> torch.dtype | None:
-        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.amp_precision()]
+        # asked several times per step: resolved once per (precision setting, device)
+        key = (self.config.precision, self.device)
+        if getattr(self, "_amp_memo", (None,))[0] != key:
+            self._amp_memo = (key, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.amp_precision()])
+        return self._amp_memo[1]
 
     def autocast(self) -> Any:
         """Mixed precision for a forward pass (nothing under fp32)."""
