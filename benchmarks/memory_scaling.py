@@ -16,7 +16,11 @@ once) and then scores every frame of its training set, and reports its peak resi
 (``VmHWM`` of ``/proc/self/status``: the high-water mark of this process image; ``ru_maxrss``
 is not used because Linux carries the parent's peak across fork + exec into it), the training
 images/s and the scoring frames/s. Resident pages of files mapped into the process would
-count too; the streamed path reads with ``preadv``, so the page cache is not charged to it. Targets: streamed peak at 4N ≤ 1.25 × at N; streamed throughput at N ≥ 0.9 × in memory.
+count too; the streamed path reads with ``preadv``, so the page cache is not charged to it.
+Targets: streamed peak at 4N ≤ 1.25 × at N; streamed throughput at N ≥ 0.9 × in memory.
+On a shared machine the load of other processes swings the throughput of a single run by
+more than the difference measured here, so the two N runs are repeated ``--rounds`` times,
+alternating, and the throughput ratios use each mode's median (peak RSS: the first round).
 Prints one JSON object (and writes it to ``--out`` when given).
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating repeats of the two N runs")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -106,13 +112,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # preparation (not measured): crops of every video of both sizes in the cache
     _load("4N", args, in_memory=False)
     _load("N", args, in_memory=False)
-    runs = {}
-    for size, mode in (("N", "memory"), ("N", "stream"), ("4N", "stream"), ("4N", "memory")):
+    def measure(size: str, mode: str) -> dict[str, Any]:
         out = subprocess.run([sys.executable, __file__, *passthrough, "--child", size, mode],
                              check=True, capture_output=True, text=True)
-        runs[f"{size}/{mode}"] = json.loads(out.stdout.strip().splitlines()[-1])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    speed = ("train_images_per_s", "score_frames_per_s")
+    runs: dict[str, Any] = {}
+    repeats: dict[str, list[dict[str, Any]]] = {"N/memory": [], "N/stream": []}
+    for r in range(max(args.rounds, 1)):
+        for mode in ("memory", "stream") if r % 2 == 0 else ("stream", "memory"):
+            repeats[f"N/{mode}"].append(measure("N", mode))
+    for key, reps in repeats.items():
+        runs[key] = {**reps[0], **{m: statistics.median(x[m] for x in reps) for m in speed},
+                     "rounds": {m: [x[m] for x in reps] for m in (*speed, "peak_rss_mb")}}
+    for size, mode in (("4N", "stream"), ("4N", "memory")):
+        runs[f"{size}/{mode}"] = measure(size, mode)
     result = {
-        "settings": {k: getattr(args, k) for k in ("scale", "frames", "crop", "steps", "batch", "threads")},
+        "settings": {k: getattr(args, k) for k in ("scale", "frames", "crop", "steps", "batch", "threads", "rounds")},
         "runs": runs,
         "stream_peak_4N_over_N": runs["4N/stream"]["peak_rss_mb"] / runs["N/stream"]["peak_rss_mb"],
         "memory_peak_4N_over_N": runs["4N/memory"]["peak_rss_mb"] / runs["N/memory"]["peak_rss_mb"],
