@@ -84,7 +84,7 @@ def bare_throughput(frames: FrameSet, opts: dict[str, Any], device: str, precisi
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     scaler = torch.amp.GradScaler(dev.type) if dtype == torch.float16 else None
-    images = torch.from_numpy(np.asarray(frames.images)).permute(0, 3, 1, 2)  # NHWC memory = channels_last
+    images = torch.from_numpy(np.asarray(frames.images))  # (N, H, W, 3), permuted per batch as fit's batches are
     labels = torch.tensor(frames.labels)
     if dev.type == "cuda":
         images, labels = images.pin_memory(), labels.pin_memory()
@@ -95,7 +95,7 @@ def bare_throughput(frames: FrameSet, opts: dict[str, Any], device: str, precisi
 
     def step() -> torch.Tensor:
         idx = torch.randint(0, len(images), (bs,), generator=gen)
-        x = images[idx].to(dev, non_blocking=True).float().div_(255.0)
+        x = images[idx].to(dev, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - mean) / std
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
