@@ -2,10 +2,16 @@
 
 ``load_frames`` builds (once per dataset root and process) each dataset's index, applies
 the selections, makes sure every needed video has a crop-cache entry (preprocessing what is
-missing) and stacks the crops. A selected video that yields no frames (failed preprocessing,
+missing) and gathers the crops. A selected video that yields no frames (failed preprocessing,
 or a required pair / quality of it failed) is never replaced: it is listed in a warning and
 kept as a ``FailedVideo`` record in ``frames.attrs["failed"]``, so scoring counts it.
 ``frames.attrs["failed_inputs"]`` maps every failed input (dependants included) to its reason.
+
+Streaming (the default): the FrameSet's images and image-like extras are ``Rows`` that name
+rows of the crop-cache entries on disk (``dfbench.benchmark.rows``) and read them when a
+batch asks for them, so memory does not grow with the number of videos; metadata, frame
+indices and landmarks stay in memory (a few numbers per frame). ``in_memory=True`` loads
+every entry and concatenates the crops into NumPy arrays instead (the same assembly code).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FailedVideo, FrameSet
 from dfbench.benchmark.preprocess.cache import CropCache, CropParams
 from dfbench.benchmark.preprocess.pipeline import ensure_crops, video_name
+from dfbench.benchmark.rows import Rows, concat_rows, npz_members, stack_rows, take_rows, zero_rows
 from dfbench.benchmark.settings import get_settings
 from dfbench.datasets.base import DATASETS, DatasetAdapter, Selection, get_dataset
 
@@ -101,6 +108,7 @@ def load_frames(
     rebuild: bool = False,
     workers: int = 0,
     failures: dict[str, str] | None = None,
+    in_memory: bool = False,
 ) -> FrameSet:
     """Frames of every video the selections name, with the extras in ``requires``.
 
@@ -150,10 +158,12 @@ def load_frames(
             rebuild=rebuild,
             progress=progress,
             workers=workers,
-            keep=True,
+            keep=in_memory,
         )
         failed.update(report.failed)
         notes.extend(report.notes)
+        if not in_memory:
+            entries = CachedEntries(cache, {v: k for v, k in report.keys.items() if v not in report.failed})
         parts.append((rows, entries, index, adapter, qualities))
     try:
         frames = _assemble(parts, requires, crop, failed)
@@ -263,12 +273,12 @@ def _assemble(
                         reason = f"its target's real video {real_id} failed: {failed.get(real_id, 'no crops')}"
                     else:
                         real = entries[real_id]
-                        got["paired_real"] = real["crops"][_align(fidx, real["frame_indices"])]
+                        got["paired_real"] = take_rows(real["crops"], _align(fidx, real["frame_indices"]))
             if "mask" in requires and reason is None:
                 if "mask" in entry:
                     got["mask"] = entry["mask"]
                 elif int(row.label) == 0:
-                    got["mask"] = np.zeros(entry["crops"].shape[:3], np.uint8)  # a real is unmanipulated
+                    got["mask"] = zero_rows(entry["crops"], entry["crops"].shape[:3], np.uint8)  # a real is unmanipulated
                 else:
                     raise DatasetError(
                         f"Fake video {vid} has no mask file ({row.mask_path or 'none indexed'}), but the detector "
@@ -284,9 +294,9 @@ def _assemble(
                     if qid not in entries:
                         reason = f"its {q} version {qid} failed: {failed.get(qid, 'no crops')}"
                         break
-                    stack.append(entries[qid]["crops"][_align(fidx, entries[qid]["frame_indices"])])
+                    stack.append(take_rows(entries[qid]["crops"], _align(fidx, entries[qid]["frame_indices"])))
                 if reason is None:
-                    got["qualities"] = np.stack(stack, axis=1)
+                    got["qualities"] = stack_rows(stack, axis=1)
             if reason is not None:
                 failed[vid] = reason
                 lost[vid] = FailedVideo(vid, int(row.label), reason)
@@ -322,8 +332,59 @@ def _assemble(
     if qualities_attr is not None:
         attrs["qualities"] = list(qualities_attr)
     return FrameSet(
-        np.concatenate(images),
+        concat_rows(images),
         pd.concat(meta, ignore_index=True)[list(META)],
-        {k: np.concatenate(v) for k, v in extras.items()},
+        {k: concat_rows(v) for k, v in extras.items()},
         attrs,
     )
+
+
+# crop-cache entry arrays read row by row from disk; the others are a few numbers per frame
+LAZY_ARRAYS = ("crops", "mask")
+
+
+class CachedEntries(Mapping[str, Mapping[str, "np.ndarray | Rows"]]):
+    """video_id → its crop-cache entry, with ``crops`` (and ``mask``) as ``Rows`` on the file.
+
+    ``ensure_crops`` has verified every entry's checksum while this load ran; an entry is
+    opened here by reading its zip directory, array headers and small arrays only. An entry
+    that cannot be read row by row (not an uncompressed npz) is loaded whole instead.
+    """
+
+    def __init__(self, cache: CropCache, keys: Mapping[str, str]) -> None:
+        self.cache = cache
+        self.keys = dict(keys)
+        self._memo: dict[str, dict[str, np.ndarray | Rows]] = {}
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self.keys
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, video_id: str) -> dict[str, np.ndarray | Rows]:
+        if video_id not in self._memo:
+            self._memo[video_id] = self._open(video_id)
+        return self._memo[video_id]
+
+    def _open(self, video_id: str) -> dict[str, np.ndarray | Rows]:
+        key = self.keys[video_id]
+        path = self.cache.path("crops", key)
+        try:
+            with np.load(path, allow_pickle=False) as npz:  # np.load reads a member only when asked
+                names = list(npz.files)
+                entry: dict[str, np.ndarray | Rows] = {n: npz[n] for n in names if n not in LAZY_ARRAYS}
+            for name, member in npz_members(path, [n for n in names if n in LAZY_ARRAYS]).items():
+                entry[name] = Rows.of(member, member.count, member.shape, member.dtype)
+            return entry
+        except (OSError, ValueError, KeyError):
+            whole = self.cache.get("crops", key)
+            if whole is None or "failed" in whole:
+                raise DatasetError(
+                    f"The crop-cache entry of {video_id} ({path}) vanished or changed while frames were loaded; "
+                    f"run the command again."
+                ) from None
+            return whole

@@ -1,7 +1,7 @@
 """FrameSet: the face crops of a set of videos, as detectors train on and score them.
 
-A FrameSet holds uint8 crops (N, H, W, 3) (a NumPy array or memmap), one metadata row per
-frame, and optional per-frame extras that some recipes require (declared by the
+A FrameSet holds uint8 crops (N, H, W, 3) — a NumPy array, or ``Rows`` read from the crop
+cache as batches ask for them (``dfbench.benchmark.rows``) — one metadata row per frame, and optional per-frame extras that some recipes require (declared by the
 detector's ``requires``; built by ``dfbench.benchmark.data.load_frames``):
 
   "paired_real"  uint8 (N, H, W, 3)    for a fake: the crop of its target's real video at the
@@ -16,14 +16,16 @@ quality, face_found; loaders may add more.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
+
+from dfbench.benchmark.rows import is_lazy, take_rows
 
 META_COLUMNS: tuple[str, ...] = ("video_id", "frame", "label", "dataset", "method", "quality", "face_found")
 
@@ -44,11 +46,13 @@ class FrameSet(Dataset):
 
     def __init__(
         self,
-        images: np.ndarray,
+        images: Any,
         meta: pd.DataFrame,
-        extras: Mapping[str, np.ndarray] | None = None,
+        extras: Mapping[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
+        if not is_lazy(images):
+            images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
         if len(meta) != len(images):
@@ -58,7 +62,7 @@ class FrameSet(Dataset):
             raise ValueError(f"metadata lacks columns {missing}")
         self.images = images
         self.meta = meta.reset_index(drop=True)
-        self.extras: dict[str, np.ndarray] = dict(extras or {})
+        self.extras: dict[str, Any] = {k: v if is_lazy(v) else np.asarray(v) for k, v in (extras or {}).items()}
         for key, value in self.extras.items():
             if len(value) != len(images):
                 raise ValueError(f"extra {key!r} has {len(value)} rows, expected {len(images)}")
@@ -70,6 +74,11 @@ class FrameSet(Dataset):
     @property
     def labels(self) -> np.ndarray:
         return self.meta["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the crops are read from disk as needed (else they are in memory)."""
+        return is_lazy(self.images)
 
     @property
     def image_size(self) -> int:
@@ -85,9 +94,10 @@ class FrameSet(Dataset):
             item[key] = _to_tensor(key, np.ascontiguousarray(value[i]))
         return item
 
-    def batch(self, indices: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, indices: np.ndarray | torch.Tensor, extras: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """The frames at ``indices`` as one batched dict (what a DataLoader would collate),
-        fetched with a single fancy index per array instead of one item at a time."""
+        fetched with a single fancy index per array instead of one item at a time.
+        ``extras``: which extras to include (default: all)."""
         idx = np.asarray(indices, dtype=np.int64)
         out = {
             "image": torch.from_numpy(np.ascontiguousarray(self.images[idx])).permute(0, 3, 1, 2),
@@ -95,20 +105,28 @@ class FrameSet(Dataset):
             "index": torch.from_numpy(idx),
         }
         for key, value in self.extras.items():
-            out[key] = _to_batch_tensor(np.ascontiguousarray(value[idx]))
+            if extras is None or key in extras:
+                out[key] = _to_batch_tensor(np.ascontiguousarray(value[idx]))
         return out
 
     def subset(self, rows: np.ndarray | pd.Series) -> FrameSet:
-        """A new FrameSet of the selected rows (boolean mask or integer positions)."""
+        """A new FrameSet of the selected rows (boolean mask or integer positions); a streamed
+        set stays streamed (nothing is read)."""
         idx = np.asarray(rows)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         return FrameSet(
-            self.images[idx],
+            take_rows(self.images, idx),
             self.meta.iloc[idx],
-            {k: v[idx] for k, v in self.extras.items()},
+            {k: take_rows(v, idx) for k, v in self.extras.items()},
             self.attrs,
         )
+
+    def in_memory(self) -> FrameSet:
+        """The same frames with every array read into RAM (itself when already in memory)."""
+        if not self.streamed and not any(is_lazy(v) for v in self.extras.values()):
+            return self
+        return FrameSet(np.asarray(self.images), self.meta, {k: np.asarray(v) for k, v in self.extras.items()}, self.attrs)
 
     def __repr__(self) -> str:
         n_videos = self.meta["video_id"].nunique()
@@ -139,18 +157,60 @@ def _to_batch_tensor(value: np.ndarray) -> torch.Tensor:
     return t
 
 
-class ShuffledBatches:
-    """Batches of a FrameSet in a seeded random order (a light DataLoader for in-memory frames)."""
+class SeededBatches(Sampler):
+    """Index batches of ``n`` frames: a random permutation from ``torch.Generator`` seeded with
+    ``seed``, cut into consecutive batches (the last partial one dropped when ``drop_last``
+    and there is more than one batch), or the frames in order when ``shuffle`` is False.
 
-    def __init__(self, frames: FrameSet, batch_size: int, seed: int, drop_last: bool = True) -> None:
-        self.frames, self.batch_size, self.seed = frames, batch_size, seed
-        self.drop_last = drop_last and len(frames) > batch_size
+    The order depends only on (n, batch_size, seed): a resumed fit sees the batches an
+    uninterrupted one does, whatever the number of DataLoader workers. ``seed`` may be
+    changed between epochs (a persistent DataLoader keeps its sampler object).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, *, shuffle: bool = True, drop_last: bool = True) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle = int(n), int(batch_size), int(seed), shuffle
+        self.drop_last = drop_last and self.n > self.batch_size
 
     def __len__(self) -> int:
-        n, b = len(self.frames), self.batch_size
+        n, b = self.n, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def __iter__(self):
-        order = torch.randperm(len(self.frames), generator=torch.Generator().manual_seed(self.seed)).numpy()
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).numpy()
+        else:
+            order = np.arange(self.n)
         for i in range(len(self)):
-            yield self.frames.batch(order[i * self.batch_size : (i + 1) * self.batch_size])
+            yield order[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+class FrameBatches(Dataset):
+    """A FrameSet indexed by whole batches: ``batches[indices]`` is ``frames.batch(indices)``.
+
+    Used with ``DataLoader(FrameBatches(frames), sampler=SeededBatches(...), batch_size=None)``
+    so each worker fetches a whole batch with one read per array instead of one per frame.
+    """
+
+    def __init__(self, frames: FrameSet, extras: Sequence[str] | None = None) -> None:
+        self.frames, self.extras = frames, extras
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.frames.batch(indices, self.extras)
+
+
+class ShuffledBatches:
+    """Batches of a FrameSet in a seeded random order, fetched in this process (no workers)."""
+
+    def __init__(self, frames: FrameSet, batch_size: int, seed: int, drop_last: bool = True) -> None:
+        self.frames = frames
+        self.sampler = SeededBatches(len(frames), batch_size, seed, drop_last=drop_last)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for idx in self.sampler:
+            yield self.frames.batch(idx)

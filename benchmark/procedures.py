@@ -101,7 +101,8 @@ class RunContext:
         atomic_write_json(folder / "fit.json", {
             "best_epoch": report.best_epoch, "best_val_video_auc": report.best_val_auc,
             "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
-            "history": report.history, "wall_time_s": report.wall_time_s, "data_fingerprints": seen,
+            "history": report.history, "wall_time_s": report.wall_time_s, "precision": report.precision,
+            "data_fingerprints": seen,
         })
         (folder / "train_state.pt").unlink(missing_ok=True)  # finished: the inference checkpoint is enough
         return detector

@@ -293,7 +293,10 @@ class AdversarialTrainingDetector(Detector):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         x01, y = self.pixels(batch)
-        x_adv, logs = self.craft(x01, y)
+        # mixed precision: the input-gradient attacks (sign / normalised steps on small
+        # gradients) and the generators' ascent run in fp32; only the detector's update is autocast
+        with self.full_precision():
+            x_adv, logs = self.craft(x01, y)
         n = len(y)
         logits = self.logits(self.normalize(torch.cat([x01, x_adv.detach()])))
         loss_clean = F.cross_entropy(logits[:n], y)

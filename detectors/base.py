@@ -11,6 +11,12 @@ paper's hyperparameters as named defaults. Most recipes only override:
 ``fit`` runs epochs, scores the validation set after each epoch (validation only: no test
 data ever reaches a detector during training), keeps the best state, writes a resumable
 checkpoint after each epoch, and restores the best state at the end.
+
+Execution (``DetectorConfig.precision``, ``channels_last``, ``compile``, ``loader_workers``):
+batches come from a ``torch.utils.data.DataLoader`` (workers, pinned memory on CUDA) whose
+order depends only on (seed, epoch); each training step runs under ``torch.autocast``
+(bf16 on CUDA where supported, else fp16 with a ``GradScaler`` applied in
+``optimizer_step``; fp32 on CPU), and step logs stay on the device until the epoch ends.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import io
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -41,15 +48,20 @@ from pydantic import (
     ValidationError,
 )
 from torch import nn
+from torch.utils.data import DataLoader
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.frames import FrameSet, ShuffledBatches
+from dfbench.benchmark.frames import FrameBatches, FrameSet, SeededBatches
 from dfbench.benchmark.metrics import auc, video_level
 from dfbench.benchmark.registry import Registry
 from dfbench.benchmark.results import atomic_write_bytes
 from dfbench.detectors.backbones import create_backbone, init_provenance, load_tensor_file
 
 CHECKPOINT_FORMAT = 1
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# how a config is executed, not what it computes: left out of config_hash (precision only
+# when "auto", i.e. the device's default; an explicit precision is part of the experiment)
+EXECUTION_FIELDS = ("precision", "channels_last", "compile", "loader_workers")
 
 
 # --------------------------------------------------------------------------- config
@@ -81,6 +93,11 @@ class DetectorConfig:
     lr_gamma: PositiveFloat = 0.1
     max_steps_per_epoch: NonNegativeInt = 0  # 0 = whole training set each epoch
     paper: str = ""
+    # ---- execution (see EXECUTION_FIELDS)
+    precision: str = "auto"  # auto = bf16 on CUDA where supported, else fp16 (+ GradScaler); fp32 on CPU/MPS
+    channels_last: bool = True  # NHWC activations and weights on CUDA (ignored elsewhere)
+    compile: bool = False  # torch.compile the inference network for training and scoring
+    loader_workers: int = 0  # DataLoader worker processes for training and scoring batches
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "mini": {},
@@ -127,7 +144,11 @@ class DetectorConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
     def config_hash(self) -> str:
-        blob = json.dumps({"class": type(self).__name__, **self.to_dict()}, sort_keys=True, default=str)
+        values = self.to_dict()
+        for name in EXECUTION_FIELDS:
+            if name != "precision" or values.get(name) == "auto":
+                values.pop(name, None)
+        blob = json.dumps({"class": type(self).__name__, **values}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -147,6 +168,8 @@ class FitReport:
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_epoch: int = 0
     wall_time_s: float = 0.0
+    precision: str = "fp32"  # what the training steps ran in (see Detector.amp_dtype)
+    epoch_train_s: list[float] = field(default_factory=list)  # wall time of each epoch's training steps
 
 
 def seed_everything(seed: int) -> None:
@@ -170,6 +193,9 @@ class Detector:
     config_class: ClassVar[type[DetectorConfig]] = DetectorConfig
     # data a recipe needs beyond images and labels (see dfbench.benchmark.frames)
     requires: ClassVar[frozenset[str]] = frozenset()
+    # False for a recipe whose training_step runs backward passes of its own (not only through
+    # optimizer_step, where the fp16 loss scaler lives): under fp16 its steps run in fp32
+    fp16_safe: ClassVar[bool] = True
     name: str = "detector"
 
     def __init__(self, config: DetectorConfig | None = None, **overrides: Any) -> None:
@@ -190,6 +216,9 @@ class Detector:
         self._weights_from_checkpoint = False
         self._mean = torch.tensor(config.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(config.std).view(1, 3, 1, 1)
+        self._scalers: dict[str, torch.amp.GradScaler] = {}
+        self._compiled: nn.Module | None = None
+        self._loaders: dict[str, tuple[FrameSet, DataLoader]] = {}  # persistent loaders while fitting
 
     # ---- scikit-learn-like introspection
     def get_config(self) -> DetectorConfig:
@@ -236,7 +265,8 @@ class Detector:
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) → float normalised (N, 3, S, S) on the detector's device."""
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
-        return self.normalize(self.resize(x))
+        x = self.normalize(self.resize(x))
+        return x.contiguous(memory_format=torch.channels_last) if self._use_channels_last() else x
 
     def resize(self, x: torch.Tensor) -> torch.Tensor:
         size = self.config.input_size
@@ -250,7 +280,7 @@ class Detector:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images → (N, 2) logits of the inference network."""
-        return self.model(x)
+        return (self._compiled if self._compiled is not None else self.model)(x)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images → the last-layer (pre-logits) feature φ(x), (N, D)."""
@@ -262,24 +292,116 @@ class Detector:
         """Create ``self.optimizers['model']`` (and recipe extras). Called once per fit."""
         self.optimizers["model"] = make_optimizer(self.config, self.model.parameters())
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Plain cross-entropy step (ERM). Recipes override this."""
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float | torch.Tensor]:
+        """Plain cross-entropy step (ERM). Recipes override this.
+
+        Returns logs: floats, or detached tensors (kept on the device until the epoch ends,
+        so logging costs no host sync per step)."""
         x = self.preprocess(batch["image"])
-        y = batch["label"].to(self.device)
+        y = batch["label"].to(self.device, non_blocking=True)
         loss = F.cross_entropy(self.logits(x), y)
         self.optimizer_step(loss)
-        return {"loss": float(loss.detach())}
+        return {"loss": loss.detach()}
 
     def optimizer_step(self, loss: torch.Tensor, name: str = "model") -> None:
+        """Backward + step of ``self.optimizers[name]``; under fp16 through a GradScaler."""
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with self.full_precision():  # backward outside autocast, as PyTorch's AMP recipe does
+            if self._amp_dtype() == torch.float16:
+                scaler = self._scalers.setdefault(name, torch.amp.GradScaler(self.device.type))
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+
+    # ---- execution: precision, memory format, loaders
+    def amp_precision(self) -> str:
+        """The precision training steps and scoring run in on ``self.device``: fp32 | bf16 | fp16."""
+        cfg = self.config
+        if cfg.precision not in PRECISIONS:
+            raise ConfigError(f"Unknown precision {cfg.precision!r}; choose one of {list(PRECISIONS)}.")
+        precision = cfg.precision
+        if precision == "auto":
+            if self.device.type != "cuda":
+                return "fp32"  # CPU autocast is slower than fp32 for most convolutions; MPS: keep it exact
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if precision == "fp16" and not type(self).fp16_safe:
+            if cfg.precision == "fp16":
+                raise ConfigError(
+                    f"Detector {self.name!r} runs backward passes of its own, outside the shared fp16 loss "
+                    f"scaler; use precision=bf16 or fp32 (or auto)."
+                )
+            return "fp32"
+        return precision
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        # asked several times per step: resolved once per (precision setting, device)
+        key = (self.config.precision, self.device)
+        if getattr(self, "_amp_memo", (None,))[0] != key:
+            self._amp_memo = (key, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.amp_precision()])
+        return self._amp_memo[1]
+
+    def autocast(self) -> Any:
+        """Mixed precision for a forward pass (nothing under fp32)."""
+        dtype = self._amp_dtype()
+        return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+    def full_precision(self) -> Any:
+        """A region computed in fp32 inside an autocast step (input gradients, HSIC, backward)."""
+        return torch.autocast(self.device.type, enabled=False) if self._amp_dtype() is not None else nullcontext()
+
+    def _use_channels_last(self) -> bool:
+        return self.config.channels_last and self.device.type == "cuda"
+
+    def _apply_device_settings(self) -> None:
+        """channels_last weights and cuDNN autotuning on CUDA; nothing elsewhere."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if self._use_channels_last() and self.model is not None:
+            self.model.to(memory_format=torch.channels_last)
+
+    def make_loader(self, dataset: Any, *, persistent: bool = False, **kwargs: Any) -> DataLoader:
+        """A DataLoader with this config's workers, pinned memory on CUDA and ``kwargs``
+        (sampler, batch_size, ...). ``persistent`` keeps the workers between epochs."""
+        workers = int(self.config.loader_workers)
+        if workers < 0:
+            raise ConfigError(f"loader_workers must be 0 or more, got {workers}.")
+        opts: dict[str, Any] = {"num_workers": workers, "pin_memory": self.device.type == "cuda"}
+        if workers > 0:
+            opts["persistent_workers"] = persistent
+        return DataLoader(dataset, **opts, **kwargs)
+
+    def _cached_loader(self, role: str, frames: FrameSet, make: Callable[[], DataLoader]) -> DataLoader:
+        """While fitting, one loader per role (train, val) is kept with its workers."""
+        held = self._loaders.get(role)
+        if held is not None and held[0] is frames:
+            return held[1]
+        loader = make()
+        if self._fitting:
+            self._loaders[role] = (frames, loader)
+        return loader
+
+    _fitting = False
 
     def train_loader(self, train: FrameSet, seed: int, epoch: int) -> Iterable[dict[str, torch.Tensor]]:
         """Shuffled training batches; the order depends only on (seed, epoch), so a resumed
-        fit sees the same batches as an uninterrupted one."""
-        return ShuffledBatches(train, self.config.batch_size, seed=seed * 1000 + epoch)
+        fit sees the same batches as an uninterrupted one (with any number of workers)."""
+        order_seed = seed * 1000 + epoch
+
+        def make() -> DataLoader:
+            sampler = SeededBatches(len(train), self.config.batch_size, order_seed)
+            # the loader's own generator: its worker base seed must not draw on the global RNG
+            return self.make_loader(
+                FrameBatches(train), sampler=sampler, batch_size=None,
+                generator=torch.Generator().manual_seed(order_seed), persistent=True,
+            )
+
+        loader = self._cached_loader("train", train, make)
+        loader.sampler.seed = order_seed  # a kept loader: the next epoch's order
+        return loader
 
     def fit(
         self,
@@ -301,15 +423,19 @@ class Detector:
         seed_everything(seed)
         self.device = torch.device(device)
         self.model = None
-        self.train_modules, self.optimizers, self.schedulers = {}, {}, {}
+        self._compiled = None
+        self.train_modules, self.optimizers, self.schedulers, self._scalers = {}, {}, {}, {}
         self.ensure_built()
         self.setup_training()
         self.to(self.device)
+        self._apply_device_settings()
+        if self.config.compile:
+            self._compiled = torch.compile(self.model)
         if self.config.lr_step_epochs and "model" in self.optimizers:
             self.schedulers["model"] = torch.optim.lr_scheduler.StepLR(
                 self.optimizers["model"], step_size=self.config.lr_step_epochs, gamma=self.config.lr_gamma
             )
-        report = FitReport()
+        report = FitReport(precision=self.amp_precision())
         best_state: dict[str, Any] | None = None
         start_epoch = 0
         ckpt_path = Path(checkpoint_dir) / "train_state.pt" if checkpoint_dir else None
@@ -318,8 +444,26 @@ class Detector:
             if resumed is not None:
                 start_epoch, best_state, report = resumed
                 report.resumed_from_epoch = start_epoch
+                report.precision = self.amp_precision()
+        with self._fit_loaders():
+            self._run_epochs(train, val, seed, start_epoch, report, best_state, ckpt_path, progress)
+        report.wall_time_s = time.perf_counter() - started
+        return report
+
+    @contextmanager
+    def _fit_loaders(self) -> Iterator[None]:
+        """Keep DataLoaders (and their workers) across epochs; release them when fit ends."""
+        self._fitting, self._loaders = True, {}
+        try:
+            yield
+        finally:
+            self._fitting, self._loaders = False, {}
+
+    def _run_epochs(self, train, val, seed, start_epoch, report: FitReport, best_state, ckpt_path, progress) -> None:
         for epoch in range(start_epoch, self.config.epochs):
+            epoch_start = time.perf_counter()
             logs = self._train_epoch(train, seed, epoch, progress)
+            report.epoch_train_s.append(time.perf_counter() - epoch_start)
             val_scores = self.predict(val)
             videos = video_level(val.meta, val_scores)
             val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
@@ -341,8 +485,6 @@ class Detector:
                 f"Detector {self.name!r} ran no training epoch (epochs={self.config.epochs}); set epochs to 1 or more."
             )
         self.load_inference_state(best_state)
-        report.wall_time_s = time.perf_counter() - started
-        return report
 
     def _train_epoch(self, train: FrameSet, seed: int, epoch: int, progress) -> dict[str, float]:
         for module in [self.model, *self.train_modules.values()]:
@@ -350,7 +492,15 @@ class Detector:
         loader = self.train_loader(train, seed, epoch)
         total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
         label = f"epoch {epoch + 1}/{self.config.epochs}"
-        return run_epoch(loader, self.training_step, total, None if progress is None else (lambda step: progress(label, step, total)))
+        return run_epoch(
+            loader, self.amp_training_step, total,
+            None if progress is None else (lambda step: progress(label, step, total)),
+        )
+
+    def amp_training_step(self, batch: dict[str, torch.Tensor]) -> Mapping[str, float | torch.Tensor]:
+        """``training_step`` under this detector's autocast (fp32: as it is)."""
+        with self.autocast():
+            return self.training_step(batch)
 
     def _check_requires(self, frames: FrameSet) -> None:
         missing = sorted(k for k in self.requires if k not in frames.extras)
@@ -366,17 +516,37 @@ class Detector:
         """P(fake) for each frame, float64 (N,). Deterministic; training-only parts unused."""
         model = self.ensure_built()
         model.eval()
-        images = frames.images if isinstance(frames, FrameSet) else frames
+        self._apply_device_settings()
         bs = batch_size or max(self.config.batch_size * 2, 64)
         out = []
-        for start in range(0, len(images), bs):
-            chunk = images[start : start + bs]
-            if isinstance(chunk, np.ndarray):
-                chunk = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
-            out.append(self.predict_proba_tensor(self.preprocess(chunk)).cpu())
+        for chunk in self._scoring_batches(frames, bs):
+            with self.autocast():
+                out.append(self.predict_proba_tensor(self.preprocess(chunk)))
         if not out:
             return np.zeros(0, dtype=np.float64)
-        return torch.cat(out).double().numpy()
+        return torch.cat(out).cpu().double().numpy()  # one device → host copy per call
+
+    def _scoring_batches(self, frames: FrameSet | torch.Tensor, bs: int) -> Iterator[torch.Tensor]:
+        """uint8 (B, 3, H, W) chunks in order: a FrameSet through a DataLoader (workers read
+        ahead), a tensor or array by slicing."""
+        if isinstance(frames, FrameSet):
+            loader = self._cached_loader("val", frames, lambda: self.make_loader(
+                FrameBatches(frames, extras=()), sampler=SeededBatches(len(frames), bs, shuffle=False, drop_last=False),
+                batch_size=None, generator=torch.Generator(), persistent=True,
+            ))
+            if loader.sampler.batch_size != bs:
+                loader = self.make_loader(
+                    FrameBatches(frames, extras=()), sampler=SeededBatches(len(frames), bs, shuffle=False, drop_last=False),
+                    batch_size=None, generator=torch.Generator(),
+                )
+            for batch in loader:
+                yield batch["image"]
+            return
+        for start in range(0, len(frames), bs):
+            chunk = frames[start : start + bs]
+            if isinstance(chunk, np.ndarray):
+                chunk = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
+            yield chunk
 
     def predict_proba_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images → P(fake) (N,). Recipes with another head override this."""
@@ -410,6 +580,7 @@ class Detector:
             raise ConfigError(f"Checkpoint {path} holds detector {blob.get('detector')!r}, not {self.name!r}.")
         self.config = self.config_class.from_dict(blob["config"])
         self.model = None
+        self._compiled = None
         self._weights_from_checkpoint = True
         try:
             self.load_inference_state(blob["state"])
@@ -427,6 +598,7 @@ class Detector:
             "modules": {k: m.state_dict() for k, m in {"model": self.model, **self.train_modules}.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in self._scalers.items()},
             "best_state": best_state,
             "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
             "rng": rng_state(),
@@ -443,6 +615,9 @@ class Detector:
             opt.load_state_dict(blob["optimizers"][key])
         for key, sched in self.schedulers.items():
             sched.load_state_dict(blob["schedulers"][key])
+        for key, state in blob.get("scalers", {}).items():  # fp16 loss scales
+            self._scalers[key] = torch.amp.GradScaler(self.device.type)
+            self._scalers[key].load_state_dict(state)
         set_rng_state(blob["rng"])
         r = blob["report"]
         report = FitReport(best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"], history=list(r["history"]), epochs_run=blob["next_epoch"])
@@ -451,23 +626,33 @@ class Detector:
 
 def run_epoch(
     batches: Iterable[Any],
-    step: Callable[[Any], Mapping[str, float]],
+    step: Callable[[Any], Mapping[str, float | torch.Tensor]],
     total: int,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """One epoch, shared by every training loop (``Detector.fit``, PBNet's bleach): ``step`` on
-    each of the first ``total`` batches; each log is averaged over the steps run."""
-    sums: dict[str, float] = {}
+    """One epoch, shared by every training loop (``Detector.fit``, PBNet's bleach): ``step`` on each of the first ``total`` batches; each log's sum over the
+    steps divided by the number of steps. Tensor logs are kept (detached, on their device)
+    and read back once, at the end: no host sync per step."""
+    values: dict[str, list[float | torch.Tensor]] = {}
     steps = 0
     for batch in batches:
         if steps >= total:
             break
         for key, value in step(batch).items():
-            sums[key] = sums.get(key, 0.0) + float(value)
+            values.setdefault(key, []).append(value.detach() if isinstance(value, torch.Tensor) else float(value))
         steps += 1
         if progress is not None:
             progress(steps)
-    return {k: v / max(steps, 1) for k, v in sums.items()}
+    return {k: sum(_as_floats(v)) / max(steps, 1) for k, v in values.items()}
+
+
+def _as_floats(values: list[float | torch.Tensor]) -> list[float]:
+    """Logged values as Python floats, with one device → host copy for all tensors."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return values  # type: ignore[return-value]
+    read = iter(torch.stack([t.reshape(()).float() for t in tensors]).cpu().tolist())
+    return [next(read) if isinstance(v, torch.Tensor) else v for v in values]
 
 
 def rng_state() -> dict[str, Any]:

@@ -347,7 +347,7 @@ class BiGArts(Detector):
     def train_loader(self, train: FrameSet, seed: int, epoch: int) -> DataLoader:
         self.augmenter(train)
         sampler = BalancedBatchSampler(train.labels, self.config.batch_size, self.config.real_fraction, seed * 1000 + epoch)
-        return DataLoader(train, batch_sampler=sampler)
+        return self.make_loader(train, batch_sampler=sampler)  # workers / pinned memory from the config
 
     def make_batch(self, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, Any]:
         """Section 3.3 / 4.1: original frames + forgeries, their M_In / M_Ex, then JPEG.

@@ -240,6 +240,7 @@ class GradientRegularization(Detector):
     """Eq. 14 training step; inference is the plain backbone (no PIM, no extra cost)."""
 
     config_class = GradientRegularizationConfig
+    fp16_safe = False  # sets p.grad and steps itself: under fp16 its steps run in fp32 (see Detector.fp16_safe)
 
     def setup_training(self) -> None:
         super().setup_training()

@@ -409,6 +409,7 @@ class QADDetector(Detector):
 
     config_class: ClassVar[type[DetectorConfig]] = QADConfig
     requires: ClassVar[frozenset[str]] = frozenset({"qualities"})
+    fp16_safe: ClassVar[bool] = False  # AWP's ascent and the update run their own backward passes
     name = "qad"
 
     def setup_training(self) -> None:
@@ -425,7 +426,8 @@ class QADDetector(Detector):
         data = AlignedQualities(train, self.config.qualities)
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         bs = self.config.batch_size
-        return DataLoader(data, batch_size=bs, shuffle=True, drop_last=len(data) > bs, generator=generator)
+        # workers / pinned memory from the config; a new loader per epoch, as before
+        return self.make_loader(data, batch_size=bs, shuffle=True, drop_last=len(data) > bs, generator=generator)
 
     def collaborative_terms(self, x: torch.Tensor, m: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward X (M·B quality-major) → logits and per-layer collaborative terms."""
@@ -434,11 +436,14 @@ class QADDetector(Detector):
             logits = self.logits(x)
         terms = {}
         for name in self._layers:
-            per_quality = list(store[name].chunk(m, dim=0))
-            if cfg.collab == "hsic":
-                terms[name] = hsic_between_qualities(per_quality, cfg.kernel_sigma, scale_by_dim=cfg.hsic_scale_by_dim)
-            else:
-                terms[name] = pairwise_between_qualities(per_quality)
+            # mixed precision: HSIC's Gaussian kernel of pairwise feature distances loses too
+            # much in bf16/fp16, so the terms are computed in fp32 (no-op under fp32)
+            with self.full_precision():
+                per_quality = [t.float() for t in store[name].chunk(m, dim=0)]
+                if cfg.collab == "hsic":
+                    terms[name] = hsic_between_qualities(per_quality, cfg.kernel_sigma, scale_by_dim=cfg.hsic_scale_by_dim)
+                else:
+                    terms[name] = pairwise_between_qualities(per_quality)
         return logits, terms
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
