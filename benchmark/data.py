@@ -133,21 +133,7 @@ def load_frames(
         if sel.dataset not in roots:
             raise ConfigError(f"No root folder given for dataset {sel.dataset!r}; add it to roots (or --data-root).")
         adapter, index = dataset_index(sel.dataset, roots[sel.dataset])
-        rows = sel.apply(index, adapter.real_methods)
-        if rows.empty:
-            raise DatasetError(
-                f"Selection {sel} matches no video under {adapter.root}; run `dfbench datasets check {adapter.root}`."
-            )
-        qualities = [rows["quality"].iloc[0]]
-        needed = [rows]
-        if "qualities" in requires:
-            wanted_q = sel.qualities if sel.qualities is not None else adapter.qualities
-            qualities = [q for q in adapter.qualities if q in wanted_q]
-            rows, others = _quality_rows(rows, index, qualities)
-            needed.append(others)
-        if "paired_real" in requires:
-            needed.append(_paired_rows(rows, index, adapter.real_methods))
-        todo = pd.concat(needed).drop_duplicates("video_id")
+        rows, qualities, todo = selection_rows(sel, adapter, index, requires)
         report, entries = ensure_crops(
             todo,
             cache=cache,
@@ -181,6 +167,31 @@ def load_frames(
         )
     frames.attrs["notes"] = notes
     return frames
+
+
+def selection_rows(
+    sel: Selection, adapter: DatasetAdapter, index: pd.DataFrame, requires: Iterable[str]
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """What one selection loads: (its rows — one per video at the first quality when
+    "qualities" is required —, the qualities stacked, every index row whose crops are read,
+    the extras' paired reals and other qualities included). ``dfbench preprocess --protocol``
+    fills exactly these rows, so a run after it reads only what is cached."""
+    requires = tuple(requires)
+    rows = sel.apply(index, adapter.real_methods)
+    if rows.empty:
+        raise DatasetError(
+            f"Selection {sel} matches no video under {adapter.root}; run `dfbench datasets check {adapter.root}`."
+        )
+    qualities = [rows["quality"].iloc[0]]
+    needed = [rows]
+    if "qualities" in requires:
+        wanted_q = sel.qualities if sel.qualities is not None else adapter.qualities
+        qualities = [q for q in adapter.qualities if q in wanted_q]
+        rows, others = _quality_rows(rows, index, qualities)
+        needed.append(others)
+    if "paired_real" in requires:
+        needed.append(_paired_rows(rows, index, adapter.real_methods))
+    return rows, qualities, pd.concat(needed).drop_duplicates("video_id")
 
 
 def _quality_rows(rows: pd.DataFrame, index: pd.DataFrame, qualities: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 
-from dfbench.benchmark.errors import DatasetError
 from dfbench.benchmark.preprocess.cache import CropCache, CropParams
 from dfbench.benchmark.preprocess.pipeline import PreprocessReport, ensure_crops
 
@@ -69,21 +68,9 @@ def protocol_crop_jobs(
 
 def rows_to_crop(selection: Any, adapter: Any, index: pd.DataFrame, requires: Sequence[str]) -> pd.DataFrame:
     """The index rows whose crops ``load_frames`` reads for one selection and its extras."""
-    from dfbench.benchmark.data import _paired_rows, _quality_rows
+    from dfbench.benchmark.data import selection_rows
 
-    rows = selection.apply(index, adapter.real_methods)
-    if rows.empty:
-        raise DatasetError(
-            f"Selection {selection} matches no video under {adapter.root}; run `dfbench datasets check {adapter.root}`."
-        )
-    needed = [rows]
-    if "qualities" in requires:
-        wanted = selection.qualities if selection.qualities is not None else adapter.qualities
-        rows, others = _quality_rows(rows, index, [q for q in adapter.qualities if q in wanted])
-        needed.append(others)
-    if "paired_real" in requires:
-        needed.append(_paired_rows(rows, index, adapter.real_methods))
-    return pd.concat(needed).drop_duplicates("video_id")
+    return selection_rows(selection, adapter, index, requires)[2]
 
 
 def warm_protocol(
