@@ -283,7 +283,7 @@ class AdversarialTrainingDetector(Detector):
         x01 = self.resize(batch["image"].to(self.device).float().div_(255.0))
         return x01, batch["label"].to(self.device)
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         """Adversarial examples in [0, 1] (detached) and logs. Subclasses implement it."""
         raise NotImplementedError
 
@@ -303,7 +303,7 @@ class AdversarialTrainingDetector(Detector):
         loss_adv = F.cross_entropy(logits[n:], y)
         loss = loss_clean + self.config.adv_weight * loss_adv  # Eq. 3 (Eq. 7 for the detector)
         self.optimizer_step(loss)
-        return {"loss": float(loss.detach()), "loss_clean": float(loss_clean.detach()), "loss_adv": float(loss_adv.detach()), **logs}
+        return {"loss": loss.detach(), "loss_clean": loss_clean.detach(), "loss_adv": loss_adv.detach(), **logs}
 
     # ---- the three input-gradient attacks, shared by the recipes below
     def fgsm(self, x01: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -352,9 +352,9 @@ class GradAAT(AdversarialTrainingDetector):
 
     name = "grad_aat"
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         x_adv = self.fgsm(x01, y)
-        return x_adv, {"perturbation_linf": float((x_adv - x01).abs().amax())}
+        return x_adv, {"perturbation_linf": (x_adv - x01).abs().amax().detach()}
 
 
 class GradSAT(AdversarialTrainingDetector):
@@ -362,9 +362,9 @@ class GradSAT(AdversarialTrainingDetector):
 
     name = "grad_sat"
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         flow = self.adversarial_flow(x01, y)
-        return flow_warp(x01, flow).detach(), {"flow_abs_mean": float(flow.abs().mean())}
+        return flow_warp(x01, flow).detach(), {"flow_abs_mean": flow.abs().mean().detach()}
 
 
 class GradBAT(AdversarialTrainingDetector):
@@ -372,10 +372,10 @@ class GradBAT(AdversarialTrainingDetector):
 
     name = "grad_bat"
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         p = self.adversarial_precision(x01, y)
         x_adv = pixelwise_gaussian_blur(x01, p, self.config.kernel_size)
-        return x_adv.detach(), {"precision_mean": float(p.mean())}
+        return x_adv.detach(), {"precision_mean": p.mean().detach()}
 
 
 class GenBAT(AdversarialTrainingDetector):
@@ -402,7 +402,7 @@ class GenBAT(AdversarialTrainingDetector):
         """p_adv = G(x) (N, 1, H, W), differentiable w.r.t. the generator."""
         return self.train_modules["generator"](x01)
 
-    def generator_step(self, x01: torch.Tensor, y: torch.Tensor) -> float:
+    def generator_step(self, x01: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """max_θG of Eq. 7: one update of the generator(s) on -L(blur(x, G(x)), y; θ_D), θ_D fixed."""
         cfg = self.config
         with attacking(self.model):
@@ -414,9 +414,9 @@ class GenBAT(AdversarialTrainingDetector):
             (-loss).backward()  # gradient ascent on the detector's loss
             for opt in opts:
                 opt.step()
-        return float(loss.detach())
+        return loss.detach()
 
-    def blurred_examples(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def blurred_examples(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         """Generator updates, then x_adv = blur(x, G(x)) with the updated generator (no grad)."""
         cfg = self.config
         gen_loss = float("nan")
@@ -425,9 +425,9 @@ class GenBAT(AdversarialTrainingDetector):
         with torch.no_grad():
             p = self.precision_map(x01, y)
             x_adv = pixelwise_gaussian_blur(x01, p, cfg.kernel_size)
-        return x_adv, {"loss_generator": gen_loss, "precision_mean": float(p.mean())}
+        return x_adv, {"loss_generator": gen_loss, "precision_mean": p.mean().detach()}
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         return self.blurred_examples(x01, y)
 
 
@@ -455,7 +455,7 @@ class CombinedAT(TwoGenBAT):
 
     name = "combined_at"
 
-    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def craft(self, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         x_adv1, logs = self.blurred_examples(x01, y)
         x_adv2 = self.fgsm(x_adv1, y)
         return x_adv2, logs

@@ -122,7 +122,8 @@ def _blur_step(x: torch.Tensor, cfg: AugmentationConfig, g: torch.Generator) -> 
 def _jpeg_step(x: torch.Tensor, cfg: AugmentationConfig, g: torch.Generator) -> torch.Tensor:
     chosen = torch.rand(len(x), generator=g) < cfg.jpeg_p
     qualities = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (len(x),), generator=g)
-    return torch.stack([jpeg_compress(img, int(q)) if c else img for img, q, c in zip(x, qualities, chosen)])
+    # CPU work on the uint8 batch before it moves to the device (PIL's JPEG codec)
+    return torch.stack([jpeg_compress(img, q) if c else img for img, q, c in zip(x, qualities.tolist(), chosen.tolist())])
 
 
 AUGMENTATIONS = {"noise": _noise_step, "blur": _blur_step, "jpeg": _jpeg_step}

@@ -401,8 +401,8 @@ class BiGArts(Detector):
         weights = {"cls": cfg.lambda_cls, "in": cfg.lambda_in, "ex": cfg.lambda_ex}
         total = sum(weights[k] * v for k, v in losses.items())  # Eq. (2)
         self.optimizer_step(total)
-        logs = {"loss": float(total.detach())}
-        logs.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
+        logs: dict[str, float | torch.Tensor] = {"loss": total.detach()}
+        logs.update({f"loss_{k}": v.detach() for k, v in losses.items()})
         logs["forgeries"] = float((made["kind"] > 0).sum())
         return logs
 

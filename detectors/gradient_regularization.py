@@ -273,7 +273,7 @@ class GradientRegularization(Detector):
         grads = torch.autograd.grad(loss, wanted, allow_unused=True)
         grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wanted, grads)]
         g1 = grads[: len(params)] if need_weight_grad else []
-        logs = {"loss": float(loss.detach())}
+        logs: dict[str, float | torch.Tensor] = {"loss": loss.detach()}
         if w_clean > 0:
             for p, g in zip(params, g1):
                 p.grad = w_clean * g  # (1 − α − β) g1 (Algorithm 1 line 8; Eq. 14)
@@ -286,8 +286,8 @@ class GradientRegularization(Detector):
             with self.pim.inject(pairs):  # Algorithm 1 lines 6-7: g2 at f'
                 loss_pim = F.cross_entropy(model(x), y)
             (cfg.alpha * loss_pim).backward()  # accumulates α g2
-            logs["loss_pim"] = float(loss_pim.detach())
-            logs["delta_norm"] = float(torch.sqrt(sum((d**2).sum() for d in flat)))
+            logs["loss_pim"] = loss_pim.detach()
+            logs["delta_norm"] = torch.sqrt(sum((d.detach() ** 2).sum() for d in flat))
 
         if use_sam:
             # Eq. 14 third term: ascend the weights by ε = r′ ∇_θ L / ‖∇_θ L‖, take the gradient there, restore θ
@@ -302,7 +302,7 @@ class GradientRegularization(Detector):
             with torch.no_grad():
                 for p, s in zip(params, saved):
                     p.copy_(s)
-            logs["loss_sam"] = float(loss_sam.detach())
+            logs["loss_sam"] = loss_sam.detach()
 
         opt.step()  # Algorithm 1 line 9
         return logs

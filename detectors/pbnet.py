@@ -299,7 +299,7 @@ class PixelBleach(nn.Module):
         with torch.no_grad():
             phi, logits = features_and_logits(det, det.normalize(x))
             sign = prediction_sign(logits)
-        delta = reconstruct_compensate(phi, sign, self.config.offset_m)
+        delta = reconstruct_compensate(phi.float(), sign, self.config.offset_m)  # fp32 under autocast too
         bleach = self.generate(delta)
         bleached = (x + bleach).clamp(0.0, 1.0)  # merged in pixel space, kept a valid image
         return BleachOutput(bleached, bleach, phi, sign, delta)
@@ -324,7 +324,8 @@ class PixelBleach(nn.Module):
             if isinstance(chunk, np.ndarray):
                 chunk = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
             x = det.resize(chunk.to(det.device).float().div_(255.0))
-            out.append(self.score(x).float().cpu())
+            with det.autocast():  # scored in the frozen detector's precision, as Detector.predict does
+                out.append(self.score(x).float().cpu())
         return torch.cat(out).double().numpy() if out else np.zeros(0, dtype=np.float64)
 
 
@@ -355,18 +356,23 @@ def balanced_offset_set(labels: np.ndarray, scores: np.ndarray, rng: np.random.G
     return BalancedOffsetSet(indices, wrong, sampled, n_fp, n_fn, stats)
 
 
-def bleach_loss(bleach: PixelBleach, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def bleach_loss(bleach: PixelBleach, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
     """L = L_rem + α L_reg + γ L_ce (Eq. 7) on a batch of [0, 1] crops at the input size."""
     cfg, det = bleach.config, bleach.detector
     out = bleach(x)
     phi_bl, logits_bl = features_and_logits(det, det.normalize(out.bleached))
     errors = predicted_fake(out.sign) != labels  # E: FP/FN of the frozen detector on the input
-    phi_tar = out.phi + out.delta  # φ(x + Δx) = φ(x) + Δφ* (Eq. 2)
-    l_rem = remedy_loss(phi_bl, phi_tar, errors, cfg.tau) if cfg.use_rem else phi_bl.new_zeros(())
-    l_reg = regularization_loss(out.bleached, x, cfg.reg_k)
-    l_ce = F.cross_entropy(logits_bl, labels)
+    # Under the frozen detector's autocast (bf16/fp16 on CUDA) the networks run in reduced
+    # precision, but the losses are sums of squares over 2,048-wide features (Eq. 5) and a
+    # k·RMS (Eq. 6): computed in fp32 (a no-op under fp32).
+    with det.full_precision():
+        phi_tar = out.phi.float() + out.delta.float()  # φ(x + Δx) = φ(x) + Δφ* (Eq. 2)
+        phi_bl = phi_bl.float()
+        l_rem = remedy_loss(phi_bl, phi_tar, errors, cfg.tau) if cfg.use_rem else phi_bl.new_zeros(())
+        l_reg = regularization_loss(out.bleached.float(), x.float(), cfg.reg_k)
+        l_ce = F.cross_entropy(logits_bl.float(), labels)
     total = l_rem + cfg.alpha * l_reg + cfg.gamma * l_ce
-    logs = {"loss": float(total.detach()), "l_rem": float(l_rem.detach()), "l_reg": float(l_reg.detach()), "l_ce": float(l_ce.detach())}
+    logs = {"loss": total.detach(), "l_rem": l_rem.detach(), "l_reg": l_reg.detach(), "l_ce": l_ce.detach()}
     return total, logs
 
 
@@ -405,7 +411,7 @@ def train_bleach(
     opt = torch.optim.Adam(bleach.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     ckpt = Path(checkpoint_dir) / "bleach_state.pt" if checkpoint_dir else None
     key = {"config_hash": config.config_hash(), "seed": seed, "detector": detector_fingerprint(frozen)}
-    best_state, best_acc, start_epoch = None, -1.0, 0
+    best_state, best_acc, start_epoch, resumed_scaler = None, -1.0, 0, None
     if ckpt is not None and ckpt.exists():
         blob = read_checkpoint(ckpt)
         if all(blob.get(k) == v for k, v in key.items()):
@@ -416,17 +422,30 @@ def train_bleach(
             else:
                 torch.set_rng_state(blob["rng"])  # a checkpoint from before that: torch's only
             best_state, best_acc, start_epoch = blob["best_state"], float(blob["best_acc"]), int(blob["next_epoch"])
+            resumed_scaler = blob.get("scaler")
             r = blob["report"]
             report = FitReport(epochs_run=start_epoch, best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"],
                                history=list(r["history"]), resumed_from_epoch=start_epoch)
     bs = config.batch_size
+    # the bleach trains in the frozen detector's precision (DetectorConfig.precision: fp32 on
+    # CPU, bf16 or fp16 + a loss scaler on CUDA), losses in fp32 (bleach_loss)
+    report.precision = frozen.amp_precision()
+    scaler = torch.amp.GradScaler(frozen.device.type) if report.precision == "fp16" else None
+    if scaler is not None and resumed_scaler is not None:
+        scaler.load_state_dict(resumed_scaler)  # the fp16 loss scale, as Detector.fit resumes it
 
-    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        x = frozen.resize(batch["image"].to(frozen.device).float().div_(255.0))
-        loss, logs = bleach_loss(bleach, x, batch["label"].to(frozen.device))
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float | torch.Tensor]:
+        x = frozen.resize(batch["image"].to(frozen.device, non_blocking=True).float().div_(255.0))
+        with frozen.autocast():
+            loss, logs = bleach_loss(bleach, x, batch["label"].to(frozen.device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         return logs
 
     for epoch in range(start_epoch, config.epochs):
@@ -450,7 +469,7 @@ def train_bleach(
             atomic_torch_save({
                 "format": CHECKPOINT_FORMAT, **key, "next_epoch": epoch + 1, "bleach": bleach.state_dict(),
                 "optimizer": opt.state_dict(), "rng": rng_state(), "best_state": best_state,
-                "best_acc": best_acc,
+                "best_acc": best_acc, **({"scaler": scaler.state_dict()} if scaler is not None else {}),
                 "report": {"best_epoch": report.best_epoch, "best_val_auc": report.best_val_auc, "history": report.history},
             }, ckpt)
     if best_state is not None:

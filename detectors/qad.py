@@ -226,17 +226,19 @@ class AdversarialWeightPerturbation:
         """φ* for the loss at the current weights (gradient ascent direction, then Π)."""
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
         phis = []
+        # written without a host-side branch (no device sync per layer): a zero gradient or
+        # zero weights give φ = 0 through the arithmetic, and Π is a multiply by 1 inside the ball
         for w, g in zip(self.params, grads):
-            w_norm = w.detach().norm()
-            if g is None or float(g.norm()) == 0.0 or float(w_norm) == 0.0:
+            if g is None:
                 phis.append(torch.zeros_like(w))
                 continue
-            step = self.eta * w_norm * g / g.norm()  # Eq. 5, φ = 0 before the one step
+            w_norm = w.detach().norm()
+            tiny = torch.finfo(g.dtype).tiny
+            step = self.eta * w_norm * g / g.norm().clamp_min(tiny)  # Eq. 5, φ = 0 before the one step
             radius = self.gamma * w_norm  # B(θ, γ) relative to the layer's norm
             step_norm = step.norm()
-            if step_norm > radius:  # projection Π onto the feasible ball
-                step = step * (radius / step_norm)
-            phis.append(step.detach())
+            shrink = torch.where(step_norm > radius, radius / step_norm.clamp_min(tiny), torch.ones_like(step_norm))
+            phis.append((step * shrink).detach())  # projection Π onto the feasible ball
         return phis
 
     @contextmanager
@@ -446,7 +448,7 @@ class QADDetector(Detector):
                     terms[name] = pairwise_between_qualities(per_quality)
         return logits, terms
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float | torch.Tensor]:
         cfg: QADConfig = self.config  # type: ignore[assignment]
         if "qualities" not in batch:
             raise ConfigError("QAD's training batches need 'qualities' (build them with QADDetector.train_loader).")
@@ -457,7 +459,7 @@ class QADDetector(Detector):
         raw, y = stack_qualities(images, labels)
         x = self.preprocess(raw)
         y = y.to(self.device)
-        logs: dict[str, float] = {}
+        logs: dict[str, float | torch.Tensor] = {}
         phis = None
         if self._awp is not None:
             # Algorithm 1 lines 4–5: L1 on θ (+ φ = 0), one ascent step → φ*
@@ -481,9 +483,9 @@ class QADDetector(Detector):
         # line 15 (θ ← θ − φ) happens on leaving the block, exactly (restored from a copy);
         # line 14's update then uses the gradient taken at θ + φ* (see docs/recipes/qad.md)
         opt.step()
-        logs.update(loss=float(loss.detach()), ce=float(ce.detach()))
+        logs.update(loss=loss.detach(), ce=ce.detach())  # read back once per epoch (run_epoch)
         if cfg.collab != "none":
-            logs[cfg.collab] = float(collab.detach())
+            logs[cfg.collab] = collab.detach()
         return logs
 
 

@@ -8,8 +8,10 @@ Modelled on scikit-learn's ``check_estimator``: ``detector_checks(name)`` yields
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import sys
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -145,6 +147,49 @@ def check_features(name: str) -> None:
     assert feats.ndim == 2 and feats.shape[0] == 4 and torch.isfinite(feats).all()
 
 
+@contextlib.contextmanager
+def _float_reads(log: list[str]) -> Iterator[None]:
+    """Record every read of a floating-point tensor's value into Python (``float(t)``,
+    ``t.item()``, ``t.tolist()``) and every ``if tensor:``: on a GPU each waits for the device."""
+    originals = {name: getattr(torch.Tensor, name) for name in ("__float__", "__bool__", "item", "tolist")}
+
+    def spy(name: str) -> Callable:
+        def read(self: torch.Tensor, *args, **kwargs):
+            caller = sys._getframe(1)
+            # torch's own reads are left out: its optimisers keep their step counters on the
+            # CPU even for CUDA parameters (reading one is not a device sync)
+            if (self.is_floating_point() or name == "__bool__") and not caller.f_globals.get("__name__", "").startswith("torch."):
+                log.append(f"{name} of a {tuple(self.shape)} {self.dtype} tensor at {caller.f_code.co_filename.split('/')[-1]}:{caller.f_lineno}")
+            return originals[name](self, *args, **kwargs)
+        return read
+
+    for name in originals:
+        setattr(torch.Tensor, name, spy(name))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+
+
+def check_no_host_sync_per_step(name: str) -> None:
+    """A training step returns its logs as tensors: no float value is read back to the host
+    inside a step (``run_epoch`` reads them all once per epoch), so a CUDA step never waits."""
+    detector = create_detector(name, preset="mini", **TINY)
+    frames = tiny_frameset()
+    reads: list[str] = []
+    step = detector.amp_training_step
+
+    def spied(batch):
+        with _float_reads(reads):
+            return step(batch)
+
+    detector.amp_training_step = spied  # type: ignore[method-assign]
+    report = detector.fit(frames, frames, seed=0)
+    assert report.epochs_run == 1 and report.history and all(isinstance(v, (int, float)) for v in report.history[0].values())
+    assert not reads, f"{name}: host reads inside a training step: {sorted(set(reads))}"
+
+
 DETECTOR_CHECKS: dict[str, Callable] = {
     "default_construction": check_default_construction,
     "config_round_trip": check_config_round_trip,
@@ -153,6 +198,7 @@ DETECTOR_CHECKS: dict[str, Callable] = {
     "deterministic_fit": check_deterministic_fit,
     "save_load": check_save_load,
     "features": check_features,
+    "no_host_sync_per_step": check_no_host_sync_per_step,
 }
 
 

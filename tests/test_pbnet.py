@@ -3,6 +3,8 @@ the registered detector and the compression_remedy procedure end to end (tiny, C
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -400,3 +402,30 @@ def test_procedure_loads_validation_with_validation_requires(tmp_path: Path, mon
     with pytest.raises(Stop):
         compression_remedy(ctx)
     assert seen == [("train", ("landmarks", "qualities")), ("val", ("landmarks",))]
+
+
+def test_bleach_trains_in_the_frozen_detectors_precision_with_fp32_losses(fitted_erm, monkeypatch) -> None:
+    """Issue #14: the bleach step runs under the frozen detector's autocast (bf16 here, on the
+    CPU), its losses stay fp32, and no loss value is read back to the host inside a step."""
+    from dfbench.detectors import pbnet as pbnet_module
+    from dfbench.testing import _float_reads
+
+    frozen = copy.deepcopy(fitted_erm)
+    frozen.config = dataclasses.replace(frozen.config, precision="bf16")
+    seen, reads = [], []
+    real_loss = pbnet_module.bleach_loss
+
+    def spied(bleach, x, labels):
+        with _float_reads(reads):
+            loss, logs = real_loss(bleach, x, labels)
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), loss.dtype))
+        return loss, logs
+
+    monkeypatch.setattr(pbnet_module, "bleach_loss", spied)
+    bleach = train_bleach(frozen, tiny_frames("c40", "train"), tiny_frames("c40", "val"), small_config(), seed=0)
+    assert bleach.report.precision == "bf16"
+    assert seen and all(on and dtype == torch.bfloat16 and loss == torch.float32 for on, dtype, loss in seen)
+    assert not reads, reads
+    logs = bleach.report.history[0]
+    assert all(np.isfinite(logs[k]) for k in ("loss", "l_rem", "l_reg", "l_ce"))
+    assert np.all(np.isfinite(bleach.predict(tiny_frames("c40", "test"))))
