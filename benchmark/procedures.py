@@ -276,21 +276,77 @@ def score_test(ctx: RunContext, detector: Detector, training_name: str, test: Te
     transform = TEST_TRANSFORMS.get(test.transform.name) if test.transform else None
     requires = getattr(transform, "requires", frozenset())
     frames = ctx.frames(test.data, "test", requires, role="test", per_video=test.frames)
-    if transform is not None:
-        frames = transform(frames, **test.transform.kwargs)
     for op, value in cells:
         shown = test.name if not op else f"{test.name} {op}={value:g}"
-        if op:
-            rng = np.random.default_rng([ctx.seed, int(value * 1000)])
-            operator = PERTURBATIONS.get(op)
+        ctx.log(f"[{training_name}] scoring {shown} ({len(frames)} frames)")
+        rng = np.random.default_rng([ctx.seed, int(value * 1000)]) if op else None
+        scored, scores = score_in_blocks(
+            detector, frames,
+            transform=None if transform is None else (lambda f: transform(f, **test.transform.kwargs)),
+            perturbation=PERTURBATIONS.get(op) if op else None, value=value, rng=rng,
+        )
+        ctx.score(test.name, training_name, scored, scores, variant=variant, perturbation=op, strength=value)
+
+
+# Frames a test transform and a perturbation make at once, in whole videos: a paper-scale
+# laundered or partial-face set (FF++ test, 270 frames per video) is tens of GB as one array.
+SCORING_BLOCK_FRAMES = 2048
+
+
+def video_blocks(video_ids: Sequence[str], max_frames: int = SCORING_BLOCK_FRAMES) -> list[np.ndarray]:
+    """Row positions cut into blocks of whole videos, in row order (a video's frames are
+    consecutive in every loaded set): each block holds at most ``max_frames`` rows unless one
+    video alone is longer."""
+    ids = np.asarray(video_ids, dtype=object)
+    if len(ids) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if len(starts) != len(pd.unique(ids)):
+        raise ValueError("a video's frames are not consecutive rows")
+    ends = np.r_[starts[1:], len(ids)]
+    blocks, first = [], 0
+    for start, end in zip(starts, ends):
+        if end - first > max_frames and start > first:
+            blocks.append(np.arange(first, start))
+            first = start
+    blocks.append(np.arange(first, len(ids)))
+    return blocks
+
+
+def score_in_blocks(
+    detector: Detector,
+    frames: FrameSet,
+    *,
+    transform: Callable[[FrameSet], FrameSet] | None = None,
+    perturbation: Perturbation | None = None,
+    value: float | None = None,
+    rng: np.random.Generator | None = None,
+    max_frames: int = SCORING_BLOCK_FRAMES,
+) -> tuple[FrameSet, np.ndarray]:
+    """Transform, perturb and score a (streamed) test set a block of whole videos at a time,
+    so no transformed or degraded copy of the whole set is ever in memory. The perturbation
+    draws from ``rng`` block after block in row order, which gives the same numbers as one
+    call on the whole set (``tests/test_laundering.py`` checks every registered operator).
+
+    Returns the scored frames' description (metadata and attributes after the transform; the
+    images are the untransformed ones, which scoring never reads again) and the scores.
+    """
+    metas, attrs, scores = [], dict(frames.attrs), []
+    for rows in video_blocks(frames.meta["video_id"].astype(str).tolist(), max_frames):
+        block = frames.subset(rows).in_memory()
+        if transform is not None:
+            block = transform(block)
+        if perturbation is not None:
             # video re-encoders (h264) need to know which frames form one video
-            kwargs = {"video_ids": frames.meta["video_id"].astype(str).tolist()} if "video_ids" in inspect.signature(operator).parameters else {}
-            degraded = operator(frames.images, value, rng, **kwargs)
-            scored = FrameSet(degraded, frames.meta, frames.extras, frames.attrs)
-        else:
-            scored = frames
-        ctx.log(f"[{training_name}] scoring {shown} ({len(scored)} frames)")
-        ctx.score(test.name, training_name, scored, detector.predict(scored), variant=variant, perturbation=op, strength=value)
+            wants_ids = "video_ids" in inspect.signature(perturbation).parameters
+            kwargs = {"video_ids": block.meta["video_id"].astype(str).tolist()} if wants_ids else {}
+            block = FrameSet(perturbation(block.images, value, rng, **kwargs), block.meta, block.extras, block.attrs)
+        metas.append(block.meta)
+        attrs.update(block.attrs)
+        scores.append(detector.predict(block))
+    meta = pd.concat(metas) if metas else frames.meta
+    out = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float64)
+    return FrameSet(frames.images, meta, {}, attrs), out
 
 
 # Extras that change which frames a set holds rather than adding to each frame: "qualities"

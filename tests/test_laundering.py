@@ -158,3 +158,59 @@ def test_protocol_spec_names_known_operators_with_valid_values() -> None:
     for op, values in ops.items():
         for v in values:  # every value the protocol will ask for is accepted
             assert L.LAUNDERING_OPERATORS[op](IMAGES[:1, :16, :16], v, np.random.default_rng(0)).shape == (1, 16, 16, 3)
+
+
+# --------------------------------------------------------------------------- scoring in blocks
+BLOCK_VALUES = {"jpeg": 70, "h264": 25, "gaussian_blur": 0.4, "resize": 0.5, "gaussian_noise": 0.5, "random_jpeg": 60}
+
+
+def test_video_blocks_cut_between_whole_videos() -> None:
+    from dfbench.benchmark.procedures import video_blocks
+
+    ids = ["a", "a", "b", "b", "b", "c", "d", "d"]
+    assert [b.tolist() for b in video_blocks(ids, 3)] == [[0, 1], [2, 3, 4], [5, 6, 7]]
+    assert [b.tolist() for b in video_blocks(ids, 2)] == [[0, 1], [2, 3, 4], [5], [6, 7]]  # one long video stays whole
+    assert [b.tolist() for b in video_blocks(ids, 100)] == [list(range(8))]
+    assert video_blocks([], 4) == []
+    with pytest.raises(ValueError, match="not consecutive"):
+        video_blocks(["a", "b", "a"], 4)
+
+
+@pytest.mark.parametrize("op", sorted(BLOCK_VALUES))
+def test_every_perturbation_gives_the_same_images_block_by_block(op: str) -> None:
+    """score_in_blocks perturbs a block of whole videos at a time with one generator: every
+    registered operator must give exactly what one call on the whole set gives."""
+    from dfbench.benchmark import perturbations_qad  # noqa: F401  (registers random_jpeg)
+    from dfbench.benchmark.procedures import PERTURBATIONS, video_blocks
+
+    operator = PERTURBATIONS.get(op)
+    images = natural_images(n=9, size=32, seed=4)
+    ids = [f"v{i // 3}" for i in range(9)]
+    kwargs = (lambda rows: {"video_ids": [ids[i] for i in rows]}) if "video_ids" in inspect.signature(operator).parameters else (lambda rows: {})
+    whole = operator(images, BLOCK_VALUES[op], np.random.default_rng([0, 7]), **kwargs(range(9)))
+    rng = np.random.default_rng([0, 7])
+    blocks = [operator(images[rows], BLOCK_VALUES[op], rng, **kwargs(rows)) for rows in video_blocks(ids, 4)]
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+
+
+def test_score_in_blocks_equals_scoring_the_whole_perturbed_set(monkeypatch) -> None:
+    from dfbench.benchmark.procedures import PERTURBATIONS, score_in_blocks
+    from dfbench.testing import fitted_tiny_detector
+
+    detector, frames = fitted_tiny_detector("erm")  # 8 videos × 2 frames
+    noise = PERTURBATIONS.get("gaussian_noise")
+    whole = detector.predict(FrameSet(noise(frames.images, 0.5, np.random.default_rng(3)), frames.meta))
+    sizes = []
+    predict = detector.predict
+    monkeypatch.setattr(detector, "predict", lambda block, **kw: sizes.append(len(block)) or predict(block, **kw))
+    scored, scores = score_in_blocks(detector, frames, perturbation=noise, value=0.5, rng=np.random.default_rng(3), max_frames=5)
+    assert sizes == [4, 4, 4, 4] and max(sizes) <= 5  # whole videos of 2 frames, never more than 5 frames at once
+    np.testing.assert_allclose(scores, whole, atol=1e-6)
+    assert scored.meta["video_id"].tolist() == frames.meta["video_id"].tolist()
+
+
+def test_every_registered_perturbation_is_checked_block_by_block() -> None:
+    from dfbench.benchmark import perturbations_qad  # noqa: F401
+    from dfbench.benchmark.procedures import PERTURBATIONS
+
+    assert set(PERTURBATIONS.names()) == set(BLOCK_VALUES)
