@@ -176,6 +176,23 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (payload + "\n").encode("utf-8"))
 
 
+# a spreadsheet reads a cell starting with one of these as a formula (CSV injection)
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells cannot run as spreadsheet formulas: a text cell that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
+    (OWASP's advice). Numbers are left alone (a negative number is a number, not text)."""
+    out = df.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(CSV_FORMULA_START) else v
+            )
+    return out
+
+
 # errno values that mean "this folder cannot take the write", with what to do about it
 _WRITE_ERRORS = {
     errno.ENOSPC: "no space is left on its file system; free disk space and re-run (finished work is kept)",
