@@ -346,6 +346,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         _require_writable(Path(args.out).expanduser().parent, "The --out")
     result = score_videos(args.target, args.checkpoint, frames=args.frames, device=resolve_device(args.device),
                           progress=not args.no_progress)
+    print(f"checkpoint: {result.checkpoint}")
     Console(soft_wrap=False).print(render_table(result))
     for line in failure_lines(result):
         print(line)

@@ -183,8 +183,12 @@ def score_videos(
         item = VideoScore(path=path, name=name)
         if vid in report.failed:
             reason = report.failed[vid]
-            item.status = NO_FACE if reason.startswith(NO_FACE_REASON) else UNREADABLE
-            item.reason = reason
+            if reason.startswith(NO_FACE_REASON):
+                item.status, item.reason = NO_FACE, "MTCNN found no face in any sampled frame"
+            else:
+                # the video is its own reference: the driver's "reference video … is unusable" says it twice
+                item.status = UNREADABLE
+                item.reason = reason.removeprefix(f"reference video {vid} is unusable: ")
         else:
             entry = entries[vid]
             scores = detector.predict(entry["crops"])
@@ -205,7 +209,8 @@ def render_table(result: ScoreResult) -> Any:
     """A rich table: one row per video (P(fake), frames, faces found, frame range)."""
     from rich.table import Table
 
-    table = Table(title=f"P(fake) by {result.detector} ({result.backbone}), {result.checkpoint}", title_justify="left")
+    table = Table(title=f"P(fake) by {result.detector} ({result.backbone}, {result.input_size} px crops)",
+                  title_justify="left")
     table.add_column("video", overflow="fold")
     table.add_column("P(fake)", justify="right")
     table.add_column("frames", justify="right")
