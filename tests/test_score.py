@@ -154,3 +154,20 @@ def test_csv_safe_neutralises_formula_cells() -> None:
     assert safe["text"].tolist()[:6] == ["'=1+1", "'+2", "'-3", "'@SUM(A1)", "'\tx", "plain"]
     assert pd.isna(safe["text"].iloc[6]) and safe["num"].tolist() == df["num"].tolist()
     assert df["text"].iloc[0] == "=1+1"  # the input is not changed
+
+
+def test_readme_names_the_demo_checkpoint_where_the_first_command_leaves_it() -> None:
+    """The README's score example points at the c23 model of `dfbench run --protocol
+    cross_quality --detector erm` (default results root, mini preset, seed 0)."""
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.benchmark.results import ResultsStore
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    backbone = create_detector("erm").get_config().backbone
+    run_dir = ResultsStore(Path("results") / "runs").run_dir("cross_quality", "erm", backbone, "mini", 0)
+    assert {t.name for t in load_protocol("cross_quality").trainings} == {"raw", "c23", "c40"}
+    demo = f"--checkpoint {(run_dir / 'models' / 'c23' / 'model.pt').as_posix()}"
+    assert demo in readme and demo in (root / "docs" / "score.md").read_text()
+    # after the two set-up commands, which stay the first block
+    assert readme.index("dfbench score my_video.mp4") > readme.index("python -m pytest")
