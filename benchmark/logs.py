@@ -10,8 +10,10 @@ keeps its own logging set-up):
                        capture sees it).
 ``run_log(folder)``    a ``run.log`` in a run folder for the duration of one run cell: the
                        same lines with a timestamp, appended (a resumed run continues the
-                       file). It lowers the ``dfbench`` logger's level to INFO while it is
-                       attached, so the file is written also when nobody configured logging.
+                       file), and DEBUG ones too (a ``RunRequest(quiet=True)`` run logs its
+                       messages at DEBUG: kept out of the terminal, not out of the file). It
+                       lowers the ``dfbench`` logger's level while it is attached, so the
+                       file is written also when nobody configured logging.
 
 stdout stays for what a command produces (tables, paths); log lines go to stderr.
 """
@@ -64,7 +66,7 @@ def console_logging(level: int = logging.INFO) -> logging.Handler:
 
 
 @contextmanager
-def run_log(folder: Path, level: int = logging.INFO) -> Iterator[Path]:
+def run_log(folder: Path, level: int = logging.DEBUG) -> Iterator[Path]:
     """Write the ``dfbench`` log lines to ``folder/run.log`` while the block runs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -284,7 +284,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
         })
         rows = store.read_run(run_dir)
         all_rows.append(rows)
-        log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")
+        with run_log(run_dir):  # the closing line belongs in the run's log too
+            log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")
     return pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
 
 
