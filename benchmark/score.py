@@ -20,8 +20,6 @@ that is needed to rebuild the network.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Sequence
@@ -33,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.results import atomic_write_bytes, atomic_write_json, csv_safe
+from dfbench.benchmark.results import atomic_write_bytes, atomic_write_json, csv_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +81,7 @@ def load_checkpoint_detector(path: str | Path, device: str = "cpu") -> Any:
     Raises ConfigError (one sentence) for a missing file, a file that is not a dfbench
     checkpoint, a training-state checkpoint, a checkpoint without the detector name and
     config, or a detector name this installation does not register."""
-    from dfbench.detectors import DETECTORS
-    from dfbench.detectors.base import read_checkpoint
+    from dfbench.detectors.base import create_detector, read_checkpoint
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -102,14 +99,10 @@ def load_checkpoint_detector(path: str | Path, device: str = "cpu") -> Any:
             f"dfbench scores only checkpoints written by Detector.save (a run's models/<training>/model.pt)."
         )
     name = str(blob["detector"])
-    if name not in DETECTORS:
-        raise ConfigError(
-            f"Checkpoint {path} was built by detector {name!r}, which this installation does not register "
-            f"(dfbench list detectors)."
-        )
-    cls = DETECTORS.get(name)
-    detector = cls(cls.config_class.from_dict(blob["config"]))
-    detector.name = name
+    try:  # the stored config holds every field: the preset only fills what it leaves out (nothing)
+        detector = create_detector(name, **blob["config"])
+    except ConfigError as exc:
+        raise ConfigError(f"Checkpoint {path} was built by detector {name!r}, which cannot be rebuilt here: {exc}") from None
     return detector.to(device).load(path)
 
 
@@ -257,9 +250,7 @@ def write_result(result: ScoreResult, out: str | Path) -> Path:
     out = Path(out).expanduser()
     suffix = out.suffix.lower()
     if suffix == ".csv":
-        buffer = io.StringIO()
-        csv_safe(result_rows(result)).to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
-        atomic_write_bytes(out, buffer.getvalue().encode("utf-8"))
+        atomic_write_bytes(out, csv_bytes(result_rows(result)))
     elif suffix == ".json":
         atomic_write_json(out, {
             "checkpoint": str(result.checkpoint), "detector": result.detector, "backbone": result.backbone,

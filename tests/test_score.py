@@ -146,14 +146,18 @@ def test_score_one_file_and_checkpoint_errors(videos, env, capsys) -> None:
     assert "holds no video files" in capsys.readouterr().err
 
 
-def test_csv_safe_neutralises_formula_cells() -> None:
-    from dfbench.benchmark.results import csv_safe
-
-    df = pd.DataFrame({"text": ["=1+1", "+2", "-3", "@SUM(A1)", "\tx", "plain", None], "num": [-1.5, 2, 3, 4, 5, 6, 7]})
-    safe = csv_safe(df)
-    assert safe["text"].tolist()[:6] == ["'=1+1", "'+2", "'-3", "'@SUM(A1)", "'\tx", "plain"]
-    assert pd.isna(safe["text"].iloc[6]) and safe["num"].tolist() == df["num"].tolist()
-    assert df["text"].iloc[0] == "=1+1"  # the input is not changed
+def test_score_csv_neutralises_formula_cells(videos, env, monkeypatch) -> None:
+    """A video named like a spreadsheet formula, given by a relative path: its CSV cells start
+    with a quote (results.csv_bytes), numbers stay numbers."""
+    monkeypatch.chdir(env)
+    shutil.copy(videos / "000.mp4", env / "=HYPERLINK(1).mp4")
+    ckpt = _checkpoint(env / "model.pt", p_fake=0.5)
+    assert main(["score", "=HYPERLINK(1).mp4", "--checkpoint", str(ckpt), "--frames", "2", "--device", "cpu",
+                 "--no-progress", "--out", "s.csv"]) == 0
+    text = (env / "s.csv").read_text().splitlines()
+    assert text[0] == "video,level,frame,p_fake,face_found,n_frames,status,reason"
+    assert text[1] == "'=HYPERLINK(1).mp4,video,,0.5,,2,ok,"
+    assert [line.split(",")[:2] for line in text[2:]] == [["'=HYPERLINK(1).mp4", "frame"]] * 2
 
 
 def test_readme_names_the_demo_checkpoint_where_the_first_command_leaves_it() -> None:
