@@ -240,8 +240,9 @@ def result_rows(result: ScoreResult) -> pd.DataFrame:
     for v in result.videos:
         for frame, score, face in zip(v.frames, v.frame_p_fake, v.face_found):
             rows.append({"video": str(v.path), "level": "frame", "frame": frame, "p_fake": score,
-                         "face_found": face, "n_frames": 1, "status": v.status, "reason": ""})
-    return pd.DataFrame(rows, columns=["video", "level", "frame", "p_fake", "face_found", "n_frames", "status", "reason"])
+                         "face_found": face, "n_frames": None, "status": v.status, "reason": ""})
+    df = pd.DataFrame(rows, columns=["video", "level", "frame", "p_fake", "face_found", "n_frames", "status", "reason"])
+    return df.astype({"frame": "Int64", "n_frames": "Int64"})  # integers, empty where they do not apply
 
 
 def write_result(result: ScoreResult, out: str | Path) -> Path:
