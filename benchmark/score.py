@@ -167,9 +167,11 @@ def score_videos(
     face_device = device if device.startswith("cuda") else "cpu"
     logger.info("scoring %d video(s) with %s (%s, %d px crops, %d frames each)",
                 len(videos), detector.name, config.backbone, config.input_size, frames)
-    report, entries = ensure_crops(
+    # not kept in memory: a folder of long videos would not fit; each video's crops are read
+    # back from the cache when it is scored (the checksum is verified on read)
+    report, _ = ensure_crops(
         index, cache=cache, params=params, real_methods=(), qualities=(), progress=progress,
-        device=face_device, keep=True, frames_are_crops=False,
+        device=face_device, keep=False, frames_are_crops=False,
     )
     out = []
     for (path, name), vid in zip(videos, index["video_id"]):
@@ -183,7 +185,11 @@ def score_videos(
                 item.status = UNREADABLE
                 item.reason = reason.removeprefix(f"reference video {vid} is unusable: ")
         else:
-            entry = entries[vid]
+            entry = cache.get("crops", report.keys[vid], ("crops", "frame_indices", "face_found"))
+            if entry is None or "crops" not in entry:  # deleted or damaged since it was written
+                item.status, item.reason = UNREADABLE, "its face crops vanished from the crop cache while scoring; re-run"
+                out.append(item)
+                continue
             scores = detector.predict(entry["crops"])
             item.frames = [int(i) for i in entry["frame_indices"]]
             item.frame_p_fake = [float(s) for s in scores]

@@ -158,3 +158,6 @@ def test_version(capsys) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"dfbench {__version__}"
+    from importlib.metadata import version
+
+    assert __version__ == version("dfbench")  # the package and its metadata (pyproject.toml) agree
