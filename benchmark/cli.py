@@ -9,6 +9,11 @@
   dfbench data synth [--out DIR] [--scale mini]
   dfbench list detectors|protocols|datasets
   dfbench papers [--paper P] [--brief] [--csv FILE]             # which paper numbers dfbench reproduces
+  dfbench score VIDEO|DIR --checkpoint model.pt [--out scores.csv|.json] [--frames N] [--device D]
+  dfbench --version
+
+Progress messages (one line per training epoch among them) go through Python ``logging``
+to stderr; results (tables, paths) go to stdout. Each run folder keeps a ``run.log``.
 
 User mistakes end with one ``error:`` line and exit code 2, never a traceback.
 """
@@ -321,9 +326,37 @@ def cmd_synth(args: argparse.Namespace) -> int:
         _require_writable(Path(args.out).parent, "The --out")
         path = generate_ffpp_like(Path(args.out), scale=args.scale, seed=args.seed, progress=not args.no_progress)
     else:
-        path = ensure_embedded_data(args.scale)
+        path = ensure_embedded_data(args.scale, progress=not args.no_progress)
     print(f"embedded benchmark ({args.scale}) at {path}")
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """P(fake) per frame and per video for loose videos, with a trained dfbench checkpoint."""
+    from rich.console import Console
+
+    from dfbench.benchmark.failures import EXIT_FAILED_INPUTS, EXIT_OK
+    from dfbench.benchmark.runner import resolve_device
+    from dfbench.benchmark.score import failure_lines, render_table, score_videos, write_result
+
+    _set_threads(args.threads)
+    if args.out:
+        if Path(args.out).suffix.lower() not in (".csv", ".json"):
+            raise ConfigError(f"--out {args.out}: the file name must end in .csv or .json.")
+        _require_writable(Path(args.out).expanduser().parent, "The --out")
+    result = score_videos(args.target, args.checkpoint, frames=args.frames, device=resolve_device(args.device),
+                          progress=not args.no_progress)
+    print(f"checkpoint: {result.checkpoint}")
+    Console(soft_wrap=False).print(render_table(result))
+    for line in failure_lines(result):
+        print(line)
+    if args.out:
+        print(f"{Path(args.out).suffix.lstrip('.').lower()}: {write_result(result, args.out)}")
+    if result.failed and not args.allow_failures:
+        print(f"failed: {len(result.failed)} video(s) got no score (listed above); exit code {EXIT_FAILED_INPUTS}. "
+              f"Pass --allow-failures to accept them.", file=sys.stderr)
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -357,8 +390,12 @@ def _allow_failures_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dfbench import __version__
+
     parser = argparse.ArgumentParser(prog="dfbench", description="Benchmark harness for face-forgery detectors.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"dfbench {__version__}",
+                        help="print dfbench's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do (dfbench COMMAND -h)")
 
     def common_run(p: argparse.ArgumentParser) -> None:
         p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
@@ -399,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="regression check of AUCs against the stored reference")
     p.add_argument("--protocol", help="run this protocol first (small mini run)")
-    p.add_argument("--detector", default="erm")
+    p.add_argument("--detector", default="erm", help="with --protocol: the detector to run (default erm)")
     p.add_argument("--results", help="results directory")
     p.add_argument("--reference", help="reference JSON (default: shipped results/reference/mini.json)")
     p.add_argument("--tolerance", type=float, default=None, help="absolute AUC tolerance (default: the reference file's)")
@@ -423,35 +460,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _allow_failures_option(p)
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("datasets", help="dataset tools")
-    dsub = p.add_subparsers(dest="datasets_command", required=True)
+    dsub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION", help="check")
     q = dsub.add_parser("check", help="validate a dataset layout and print counts")
-    q.add_argument("root")
+    q.add_argument("root", help="the dataset's folder (its official layout)")
     q.add_argument("--dataset", help="dataset name (default: recognised from the layout of ROOT)")
     q.set_defaults(func=cmd_datasets_check)
 
     p = sub.add_parser("data", help="the embedded synthetic benchmark")
-    dsub = p.add_subparsers(dest="data_command", required=True)
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION", help="synth")
     q = dsub.add_parser("synth", help="generate the embedded synthetic benchmark")
     q.add_argument("--out", help="output folder (default: $DFBENCH_DATA/<scale>, created once)")
-    q.add_argument("--scale", default="mini")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--scale", default="mini", help="size of the set: tiny, mini (default; what runs use), small or full")
+    q.add_argument("--seed", type=int, default=0, help="with --out: the generator's seed (the embedded set uses 0)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("score", help="P(fake) per frame and per video of a video or a folder, with a trained checkpoint")
+    p.add_argument("target", metavar="VIDEO|DIR", help="a video file, or a folder whose videos (recursively) are scored")
+    p.add_argument("--checkpoint", required=True,
+                   help="a trained model: models/<training>/model.pt in a run folder (dfbench's Detector.save format)")
+    p.add_argument("--out", help="also write the scores: .csv (one row per video and per frame) or .json")
+    p.add_argument("--frames", type=int, default=32, help="frames per video, evenly spaced as in preprocessing (default 32)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (face detection: CUDA or CPU)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="exit 0 even when a video has no face or cannot be decoded (it is still listed)")
+    p.set_defaults(func=cmd_score)
+
     p = sub.add_parser("list", help="list registered detectors, protocols or datasets")
-    p.add_argument("what", choices=["detectors", "protocols", "datasets"])
+    p.add_argument("what", choices=["detectors", "protocols", "datasets"], help="detectors, protocols or datasets")
     p.set_defaults(func=cmd_list)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dfbench.benchmark.logs import console_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    console_logging()
     try:
         return int(args.func(args) or 0)
     except DfbenchError as exc:

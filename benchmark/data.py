@@ -58,10 +58,11 @@ def dataset_index(name: str, root: str | Path) -> tuple[DatasetAdapter, pd.DataF
     return _INDEX_MEMO[key]
 
 
-def default_roots(data_root: Path | None, datasets: Iterable[str]) -> dict[str, Path]:
+def default_roots(data_root: Path | None, datasets: Iterable[str], *, progress: bool = True) -> dict[str, Path]:
     """Where each dataset lives. Without ``data_root``: the embedded synthetic benchmark
-    (generated on first use). With it: ``data_root/<adapter.default_dirname>`` if that
-    folder exists, else ``data_root`` itself when it directly holds the dataset."""
+    (generated on first use, with progress bars unless ``progress`` is False). With it:
+    ``data_root/<adapter.default_dirname>`` if that folder exists, else ``data_root`` itself
+    when it directly holds the dataset."""
     names = list(dict.fromkeys(datasets))
     load_adapters()
     roots: dict[str, Path] = {}
@@ -73,7 +74,7 @@ def default_roots(data_root: Path | None, datasets: Iterable[str]) -> dict[str, 
                 "The embedded benchmark generator (dfbench.datasets.synth) is not installed; pass --data-root "
                 "with the folder that holds the datasets."
             ) from exc
-        synth.ensure_embedded_data("mini")
+        synth.ensure_embedded_data("mini", progress=progress)
         for name in names:
             sub = DATASETS.get(name).embedded_subdir
             path = get_settings().data / "mini" / sub if sub else None

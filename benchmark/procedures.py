@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, TestSpec, Trainin
 from dfbench.benchmark.registry import Registry
 from dfbench.benchmark.results import atomic_write_json, safe_component
 from dfbench.detectors.base import Detector, create_detector
+
+logger = logging.getLogger(__name__)
 
 Perturbation = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 
@@ -58,7 +61,7 @@ class RunContext:
     detector_overrides: dict[str, Any] = field(default_factory=dict)
     run_meta: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] | None = None
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = logger.info
     available: Callable[[str], bool] = lambda dataset: True
     skip_tests: frozenset[str] = frozenset()  # optional tests whose data is absent
     fingerprints: dict[str, str] = field(default_factory=dict)  # every set this process loaded (run.json)

@@ -170,6 +170,31 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
                 os.unlink(tmp_name)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection");
+# tab and carriage return are on the list for the same reason (OWASP).
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ``'``; others as given.
+
+    Only strings are touched: a number (``-0.5`` in a float column) is data, not a formula,
+    and is written as the number it is.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV (no index) with every text cell passed through ``neutralize_csv_cell``."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(neutralize_csv_cell)
+    return safe.to_csv(index=False).encode("utf-8")
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON through ``atomic_write_bytes`` (paths, NumPy values, tuples ok)."""
     payload = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)

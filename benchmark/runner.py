@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import time
 import uuid
@@ -30,6 +31,8 @@ from dfbench.benchmark.procedures import PROCEDURES, RunContext
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec, load_protocol
 from dfbench.benchmark.settings import get_settings
 from dfbench.detectors import create_detector
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,7 +114,7 @@ class DataResolver:
         self.input_size = input_size
         self._data = data_module
         self.embedded = request.data_root is None
-        self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets())
+        self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets(), progress=request.progress)
         self.roots.update({k: Path(v) for k, v in request.dataset_roots.items()})
         cache_root = get_settings().cache
         if request.rebuild_cache and cache_root.exists():
@@ -204,6 +207,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     data the run loaded, also when the run stops with an error (the CLI prints its summary).
     """
     from dfbench.benchmark.environment import environment_info
+    from dfbench.benchmark.logs import run_log
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
@@ -216,7 +220,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     if failures is not None:
         resolver.failures = failures
     skipped = resolver.require(spec)
-    log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
+    # quiet: the runner's messages go to DEBUG (hidden in the terminal), epoch lines stay
+    log = logger.debug if request.quiet else logger.info
     for name in skipped:
         log(f"note: optional test {name!r} skipped: its data is not available (supply it with --data-root).")
     store = ResultsStore(request.results_root or get_settings().results)
@@ -251,7 +256,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "protocol_detector_settings": spec.detector_settings(request.detector), "weights_file": init["weights_file"],
             "roots": {k: str(v) for k, v in resolver.roots.items()},
         })
-        with ProgressReporter(enabled=request.progress) as progress:
+        with run_log(run_dir), ProgressReporter(enabled=request.progress) as progress:
+            log(f"run {spec.name} × {request.detector} ({config.backbone}, {request.preset}), seed {seed}: {run_dir}")
             ctx = RunContext(
                 spec=spec,
                 detector_name=request.detector,
@@ -278,7 +284,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
         })
         rows = store.read_run(run_dir)
         all_rows.append(rows)
-        log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")
+        with run_log(run_dir):  # the closing line belongs in the run's log too
+            log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")
     return pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
 
 

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -62,6 +63,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # how a config is executed, not what it computes: left out of config_hash (precision only
 # when "auto", i.e. the device's default; an explicit precision is part of the experiment)
 EXECUTION_FIELDS = ("precision", "channels_last", "compile", "loader_workers")
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- config
@@ -445,6 +448,9 @@ class Detector:
                 start_epoch, best_state, report = resumed
                 report.resumed_from_epoch = start_epoch
                 report.precision = self.amp_precision()
+                logger.info("resuming %s from %s: %d of %d epochs done", self.name, ckpt_path, start_epoch, self.config.epochs)
+            else:
+                logger.info("ignoring %s: it was written for another config or seed; training from epoch 1", ckpt_path)
         with self._fit_loaders():
             self._run_epochs(train, val, seed, start_epoch, report, best_state, ckpt_path, progress)
         report.wall_time_s = time.perf_counter() - started
@@ -469,6 +475,7 @@ class Detector:
             val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
             logs.update(epoch=epoch, val_video_auc=val_auc)
             report.history.append(logs)
+            logger.info(epoch_line(epoch, self.config.epochs, logs, self.current_lr(), time.perf_counter() - epoch_start))
             # an undefined AUC (one-class validation set) ranks below any real one
             score = -1.0 if np.isnan(val_auc) else val_auc
             if best_state is None or score > report.best_val_auc:
@@ -485,6 +492,11 @@ class Detector:
                 f"Detector {self.name!r} ran no training epoch (epochs={self.config.epochs}); set epochs to 1 or more."
             )
         self.load_inference_state(best_state)
+
+    def current_lr(self) -> float:
+        """The learning rate of the inference network's optimiser (else the first one; NaN without any)."""
+        opt = self.optimizers.get("model") or next(iter(self.optimizers.values()), None)
+        return float(opt.param_groups[0]["lr"]) if opt is not None else float("nan")
 
     def _train_epoch(self, train: FrameSet, seed: int, epoch: int, progress) -> dict[str, float]:
         for module in [self.model, *self.train_modules.values()]:
@@ -644,6 +656,18 @@ def run_epoch(
         if progress is not None:
             progress(steps)
     return {k: sum(_as_floats(v)) / max(steps, 1) for k, v in values.items()}
+
+
+def epoch_line(epoch: int, epochs: int, logs: Mapping[str, float], lr: float, seconds: float, label: str = "epoch") -> str:
+    """The one log line of a finished epoch (``epoch`` counts from 0), e.g.
+    ``epoch 2/6: train loss 0.6412, val video AUC 0.8125, lr 1.00e-03, 3.2 s``; a recipe's
+    other training logs follow in brackets. Plain text, so a log file reads as the terminal does."""
+    extra = [f"{k} {v:.4g}" for k, v in logs.items() if k not in ("loss", "epoch", "val_video_auc")]
+    return (
+        f"{label} {epoch + 1}/{epochs}: train loss {logs.get('loss', float('nan')):.4f}, "
+        f"val video AUC {logs.get('val_video_auc', float('nan')):.4f}, lr {lr:.2e}, {seconds:.1f} s"
+        + (f" ({', '.join(extra)})" if extra else "")
+    )
 
 
 def _as_floats(values: list[float | torch.Tensor]) -> list[float]:

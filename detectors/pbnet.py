@@ -24,6 +24,7 @@ detector with its bleach as one ``Detector``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from dfbench.detectors.base import (
     _plain,
     atomic_torch_save,
     create_detector,
+    epoch_line,
     read_checkpoint,
     register_detector,
     rng_state,
@@ -55,6 +57,8 @@ from dfbench.detectors.base import (
     seed_everything,
     set_rng_state,
 )
+
+logger = logging.getLogger(__name__)
 
 SQRT_EPS = 1e-12  # sqrt(max(x, eps)): finite gradient when a batch has no errors (or only errors)
 
@@ -426,6 +430,7 @@ def train_bleach(
             r = blob["report"]
             report = FitReport(epochs_run=start_epoch, best_epoch=r["best_epoch"], best_val_auc=r["best_val_auc"],
                                history=list(r["history"]), resumed_from_epoch=start_epoch)
+            logger.info("resuming the bleach from %s: %d of %d epochs done", ckpt, start_epoch, config.epochs)
     bs = config.batch_size
     # the bleach trains in the frozen detector's precision (DetectorConfig.precision: fp32 on
     # CPU, bf16 or fp16 + a loss scaler on CUDA), losses in fp32 (bleach_loss)
@@ -449,6 +454,7 @@ def train_bleach(
         return logs
 
     for epoch in range(start_epoch, config.epochs):
+        epoch_start = time.perf_counter()
         bleach.train()
         loader = DataLoader(subset, batch_size=bs, shuffle=True, drop_last=len(subset) > bs,
                             generator=torch.Generator().manual_seed(seed * 1000 + epoch))
@@ -461,6 +467,8 @@ def train_bleach(
         val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
         logs.update(epoch=epoch, val_acc=val_acc, val_video_auc=val_auc)
         report.history.append(logs)
+        logger.info(epoch_line(epoch, config.epochs, logs, opt.param_groups[0]["lr"], time.perf_counter() - epoch_start,
+                               label="bleach epoch"))
         if best_state is None or val_acc > best_acc:
             best_acc, best_state = val_acc, {k: t.detach().cpu().clone() for k, t in bleach.state_dict().items()}
             report.best_epoch, report.best_val_auc = epoch, val_auc

@@ -70,7 +70,7 @@ def test_rerun_recomputes_nothing(env, first_run, tiny_root, capsys, monkeypatch
     monkeypatch.setattr(Detector, "predict", lambda *a, **k: pytest.fail("rescored"))
     assert run_cli("run", "--protocol", "cross_quality", "--detector", "erm", "--data-root", str(tiny_root),
                    "--set", "epochs=1", "--no-progress") == 0
-    assert "already scored" in capsys.readouterr().out
+    assert "already scored" in capsys.readouterr().err  # log lines go to stderr
 
 
 def test_changed_config_is_refused_without_fresh(env, first_run, tiny_root, capsys) -> None:

@@ -355,7 +355,7 @@ def test_shipped_protocol_validates() -> None:
         bleach_plans({"bleaches": [{"variant": "x", "qualities": ["c40"], "trainings": ["nope"]}]}, ["FS/c23"], "p")
 
 
-def test_interrupted_bleach_resumes_to_the_same_weights_with_every_rng(fitted_erm, tmp_path: Path) -> None:
+def test_interrupted_bleach_resumes_to_the_same_weights_with_every_rng(fitted_erm, tmp_path: Path, caplog) -> None:
     """Issue #18 item 7: the bleach loop is the shared epoch loop; its checkpoint holds the
     torch, NumPy and Python RNG states (as Detector.fit's does) and a resumed run ends where an
     uninterrupted one does."""
@@ -374,8 +374,15 @@ def test_interrupted_bleach_resumes_to_the_same_weights_with_every_rng(fitted_er
         train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path, progress=stop_in_epoch_2)
     saved = torch.load(tmp_path / "bleach_state.pt", weights_only=True)
     assert saved["next_epoch"] == 1 and set(saved["rng"]) == {"torch", "numpy", "python"}
+    caplog.set_level("INFO", logger="dfbench")
+    caplog.clear()
     resumed = train_bleach(fitted_erm, train, val, cfg, seed=0, checkpoint_dir=tmp_path)
     assert resumed.report.resumed_from_epoch == 1 and len(resumed.report.history) == 2
+    # a notice, then one log line for the one epoch left (the shared epoch_line format)
+    messages = [r.getMessage() for r in caplog.records if r.name == "dfbench.detectors.pbnet"]
+    assert messages[0] == f"resuming the bleach from {tmp_path / 'bleach_state.pt'}: 1 of 2 epochs done"
+    assert len(messages) == 2 and messages[1].startswith("bleach epoch 2/2: train loss ")
+    assert f"val video AUC {resumed.report.history[1]['val_video_auc']:.4f}, lr {cfg.lr:.2e}, " in messages[1]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 

@@ -3,6 +3,7 @@ seeds and the matrix table, --fresh, the device choice, Ctrl-C (issue #18 item 8
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,12 @@ def test_several_seeds_and_the_matrix_table(toy) -> None:
     assert list(table.index) == ["c23"] and list(table.columns) == ["NT/c40"]
     assert table.loc["c23", "NT/c40"] == pytest.approx((per_seed.loc[0] + per_seed.loc[1]) / 2)
     for seed in (0, 1):
-        assert (request.results_root / "toy" / "erm" / "resnet10t" / "mini" / f"seed{seed}" / "run.json").is_file()
+        folder = request.results_root / "toy" / "erm" / "resnet10t" / "mini" / f"seed{seed}"
+        assert (folder / "run.json").is_file()
+        # quiet keeps the runner's lines out of the terminal, not out of the run's own log
+        lines = (folder / "run.log").read_text().splitlines()
+        assert len(lines) == 2 and lines[0].endswith(f"DEBUG dfbench.benchmark.runner: run toy × erm (resnet10t, mini), seed {seed}: {folder}")
+        assert re.search(rf"seed {seed}: \d+ result rows in {re.escape(str(folder))} \(\d+\.\d s\)$", lines[1])
 
 
 def test_matrix_table_by_hand() -> None:

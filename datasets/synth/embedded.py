@@ -8,6 +8,7 @@ Layout: ``<data>/<scale>/ffpp/`` holds the FF++-like set; the sibling folders ``
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from dfbench.datasets.synth.ffpp import generate_ffpp_like, get_scale, read_mark
 
 EMBEDDED_SEED = 0  # the embedded benchmark is one fixed set per scale
 FFPP_SUBDIR = "ffpp"
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -38,7 +41,7 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             # another process is generating: say so rather than look hung
-            print(f"waiting for another dfbench process generating the embedded benchmark ({lock_path})", flush=True)
+            logger.info("waiting for another dfbench process generating the embedded benchmark (%s)", lock_path)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -67,9 +70,12 @@ def ensure_embedded_data(scale: str = "mini", *, progress: bool = True) -> Path:
     if not _complete(ffpp, scale):
         with _exclusive(root / ".ffpp.lock"):
             if not _complete(ffpp, scale):
+                logger.info("generating the embedded benchmark (%s) in %s: once, a few CPU minutes", scale, root)
                 generate_ffpp_like(ffpp, scale=scale, seed=EMBEDDED_SEED, progress=progress, overwrite=True)
     if not cross_dataset_complete(root, scale, EMBEDDED_SEED):
         with _exclusive(root / ".cross.lock"):
+            if not cross_dataset_complete(root, scale, EMBEDDED_SEED):
+                logger.info("generating the embedded cross-dataset stand-ins (%s) in %s", scale, root)
             # keeps finished sets; replaces sets of an older version
             generate_cross_dataset_sets(root, scale=scale, seed=EMBEDDED_SEED, progress=progress)
     return root
