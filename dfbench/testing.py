@@ -9,9 +9,12 @@ Modelled on scikit-learn's ``check_estimator``: ``detector_checks(name)`` yields
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 import tarfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +161,34 @@ DETECTOR_CHECKS: dict[str, Callable] = {
 
 def detector_checks(name: str) -> Iterator[tuple[str, Callable]]:
     yield from DETECTOR_CHECKS.items()
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One named check's result: "pass", "fail" (with the error) or "exempt" (with the reason)."""
+
+    check: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def run_detector_checks(name: str, tmp_dir: Path) -> list[CheckOutcome]:
+    """Every check of ``DETECTOR_CHECKS`` on detector ``name`` (a registered name or a plug-in
+    spec), as ``dfbench check-detector`` reports them. A check that raises fails; the others
+    still run. Exemptions are the class's ``check_exemptions`` (as in tests/test_common.py)."""
+    exemptions = getattr(DETECTORS.get(name), "check_exemptions", {})
+    outcomes = []
+    for check, fn in detector_checks(name):
+        if check in exemptions:
+            outcomes.append(CheckOutcome(check, "exempt", str(exemptions[check])))
+            continue
+        started = time.perf_counter()
+        try:
+            fn(name, tmp_dir) if "tmp_dir" in inspect.signature(fn).parameters else fn(name)
+        except Exception as exc:  # a failing check is a result to report, not a crash
+            detail = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+            outcomes.append(CheckOutcome(check, "fail", detail, time.perf_counter() - started))
+        else:
+            outcomes.append(CheckOutcome(check, "pass", "", time.perf_counter() - started))
+    return outcomes
