@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -192,3 +193,22 @@ def run_detector_checks(name: str, tmp_dir: Path) -> list[CheckOutcome]:
         else:
             outcomes.append(CheckOutcome(check, "pass", "", time.perf_counter() - started))
     return outcomes
+
+
+def serve_tiny_frames(monkeypatch: Any, data_root: Path) -> Path:
+    """Make ``dfbench run`` / ``dfbench eval`` read ``tiny_frameset`` frames instead of the
+    crop cache, for fast CLI tests of everything around the data layer: every FF++ selection
+    yields tiny frames (train, val and each test quality drawn with another seed) and an empty
+    ``data_root/FaceForensics++`` folder stands for the dataset. Returns ``data_root``."""
+    from dfbench.benchmark.runner import DataResolver
+
+    (Path(data_root) / "FaceForensics++").mkdir(parents=True, exist_ok=True)
+    seeds = {"train": 0, "val": 1, "test": 2}
+
+    def load(self: Any, data: Sequence[Any], split: str, per_video: int, requires: tuple[str, ...]) -> FrameSet:
+        quality = (data[0].qualities or ("raw",))[0]
+        return tiny_frameset(seed=seeds[split] + (10 if split == "test" and quality == "c40" else 0))
+
+    monkeypatch.setattr(DataResolver, "load", load)
+    monkeypatch.setattr(DataResolver, "_has_test_videos", lambda self, data: True)
+    return Path(data_root)
