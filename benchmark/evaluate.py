@@ -210,8 +210,13 @@ def read_predictions(path: Path, trainings: Sequence[str]) -> pd.DataFrame:
     return df
 
 
-def _names(items: Sequence[Any], what: str) -> str:
-    items = sorted(str(i) for i in items)
+def _names(keys: set[tuple], what: str, several_trainings: bool) -> str:
+    """"3 videos (a, b, c)": keys are (training, video_id[, frame]); the first few are named."""
+    def text(key: tuple) -> str:
+        out = str(key[1]) + (f" frame {key[2]}" if len(key) > 2 else "")
+        return f"{out} ({key[0]})" if several_trainings else out
+
+    items = [text(k) for k in sorted(keys, key=lambda k: tuple(map(str, k)))]
     shown = ", ".join(items[:SHOWN])
     return f"{len(items)} {what} ({shown}{', …' if len(items) > SHOWN else ''})"
 
@@ -226,6 +231,7 @@ def _video_frames(frames: FrameSet) -> FrameSet:
         columns=meta.columns,
     )
     meta = pd.concat([meta, failed], ignore_index=True).assign(frame=0)
+    meta["label"] = meta["label"].astype(np.int64)
     return FrameSet(np.zeros((len(meta), 1, 1, 3), np.uint8), meta, attrs={"failed": []})
 
 
@@ -314,6 +320,10 @@ def checkpoint_map(values: Sequence[str], spec: ProtocolSpec) -> dict[str, Path]
         head, sep, tail = value.partition("=")
         if sep and head in names:
             training, path = head, Path(tail)
+        elif sep and head and "/" not in head and not Path(value).expanduser().exists():
+            raise ConfigError(
+                f"--checkpoint {value}: {head!r} is not a training of protocol {spec.name!r} (its trainings: {', '.join(names)})."
+            )
         elif len(names) == 1:
             training, path = names[0], Path(value)
         else:
@@ -410,13 +420,14 @@ def evaluate_predictions(request: EvalRequest, *, failures: FailureLog | None = 
     key = ["video_id", "frame"] if per_frame else ["video_id"]
     extra = {(t, *k) for t, k in zip(given["training"], map(tuple, given[key].itertuples(index=False, name=None)))
              if tuple(k) not in used[t]}
-    what = "(training, video, frame)" if per_frame else "(training, video)"
+    what = "frame(s)" if per_frame else "video(s)"
     if missing or extra:
         parts = []
+        several = len(trainings) > 1
         if missing:
-            parts.append(f"missing {_names(missing, what + ' entries')} that the protocol's test sets hold")
+            parts.append(f"missing {_names(missing, what, several)} that the protocol's test sets hold")
         if extra:
-            parts.append(f"extra {_names(extra, what + ' entries')} that no test set of their training holds")
+            parts.append(f"extra {_names(extra, what, several)} that no test set {'of its training ' if several else ''}holds")
         raise ConfigError(
             f"--predictions {request.predictions}: {'; '.join(parts)}. `dfbench export-testlist --protocol "
             f"{request.protocol}` writes the exact list."

@@ -198,8 +198,9 @@ def run_detector_checks(name: str, tmp_dir: Path) -> list[CheckOutcome]:
 def serve_tiny_frames(monkeypatch: Any, data_root: Path) -> Path:
     """Make ``dfbench run`` / ``dfbench eval`` read ``tiny_frameset`` frames instead of the
     crop cache, for fast CLI tests of everything around the data layer: every FF++ selection
-    yields tiny frames (train, val and each test quality drawn with another seed) and an empty
-    ``data_root/FaceForensics++`` folder stands for the dataset. Returns ``data_root``."""
+    yields tiny frames (train, val and each test quality drawn with another seed; video ids
+    name the quality, as real ids do) and an empty ``data_root/FaceForensics++`` folder stands
+    for the dataset. Returns ``data_root``."""
     from dfbench.benchmark.runner import DataResolver
 
     (Path(data_root) / "FaceForensics++").mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,10 @@ def serve_tiny_frames(monkeypatch: Any, data_root: Path) -> Path:
 
     def load(self: Any, data: Sequence[Any], split: str, per_video: int, requires: tuple[str, ...]) -> FrameSet:
         quality = (data[0].qualities or ("raw",))[0]
-        return tiny_frameset(seed=seeds[split] + (10 if split == "test" and quality == "c40" else 0))
+        frames = tiny_frameset(seed=seeds[split] + (10 if split == "test" and quality == "c40" else 0))
+        frames.meta["video_id"] = frames.meta["video_id"].str.replace("/raw/", f"/{quality}/", regex=False)
+        frames.meta["quality"] = quality
+        return frames
 
     monkeypatch.setattr(DataResolver, "load", load)
     monkeypatch.setattr(DataResolver, "_has_test_videos", lambda self, data: True)
