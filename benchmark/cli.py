@@ -9,6 +9,10 @@
   dfbench data synth [--out DIR] [--scale mini]
   dfbench list detectors|protocols|datasets
   dfbench papers [--paper P] [--brief] [--csv FILE]             # which paper numbers dfbench reproduces
+  dfbench check-detector NAME|file.py:Class                      # the common detector checks
+  dfbench eval --protocol P --checkpoint [TRAINING=]PATH          # score a trained model, no training
+  dfbench export-testlist --protocol P --out list.csv            # the test videos/frames to score
+  dfbench eval --protocol P --predictions scores.csv --name M    # someone else's scores, same metrics
 
 User mistakes end with one ``error:`` line and exit code 2, never a traceback.
 """
