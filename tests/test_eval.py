@@ -214,3 +214,37 @@ def test_an_empty_score_is_a_failed_video(trained, tmp_path) -> None:
         assert np.isfinite(got).all()
         for metric, value in want.items():
             assert got[metric] == pytest.approx(value), (test, metric)
+
+
+def test_several_trainings_need_a_training_column(tmp_path, monkeypatch, capsys) -> None:
+    two = {**SHORT, "name": "two", "trainings": [
+        {"name": q, "data": [{"dataset": "ffpp", "methods": ["NeuralTextures"], "qualities": [q]}]} for q in ("c23", "c40")]}
+    monkeypatch.setenv("DFBENCH_RESULTS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DFBENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(two))
+    common = ["--protocol", str(tmp_path / "two.yaml"), "--data-root", str(serve_tiny_frames(monkeypatch, tmp_path / "d")),
+              "--no-progress"]
+    listing = tmp_path / "list.csv"
+    assert main(["export-testlist", *common, "--out", str(listing)]) == 0
+    videos = pd.read_csv(listing).drop_duplicates(["training", "video_id"])[["training", "video_id"]]
+    assert len(videos) == 2 * 2 * 8  # 2 trainings × 2 test sets × 8 videos
+    rng = np.random.default_rng(0)
+    scores = videos.assign(score=rng.uniform(0, 1, len(videos)))
+    scores[["video_id", "score"]].to_csv(tmp_path / "no_training.csv", index=False)
+    assert main(["eval", *common, "--predictions", str(tmp_path / "no_training.csv"), "--name", "M"]) == 2
+    assert "trains 2 models (c23, c40); add a training column" in capsys.readouterr().err
+    # only the c40 model's scores, one missing: named with its training
+    c40 = scores[scores.training == "c40"]
+    c40.iloc[1:].to_csv(tmp_path / "c40.csv", index=False)
+    assert main(["eval", *common, "--predictions", str(tmp_path / "c40.csv"), "--name", "M"]) == 2
+    assert f"missing 1 video(s) ({c40.video_id.iloc[0]} (c40))" in capsys.readouterr().err
+    c40.to_csv(tmp_path / "c40.csv", index=False)
+    assert main(["eval", *common, "--predictions", str(tmp_path / "c40.csv"), "--name", "M"]) == 0
+    rows = ResultsStore(tmp_path / "runs").read_all()
+    assert set(rows["training"]) == {"c40"} and set(rows["test"]) == {"NT/c23", "NT/c40"}
+    # a video-level AUC by hand
+    from dfbench.benchmark.metrics import auc
+
+    part = c40[c40.video_id.str.contains("/c23/")]
+    got = rows[(rows.test == "NT/c23") & (rows.metric == "auc")]["value"].iloc[0]
+    assert got == pytest.approx(auc(part.video_id.str.contains("/fake/").astype(int).to_numpy(), part.score.to_numpy()))
