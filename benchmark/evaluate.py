@@ -200,7 +200,9 @@ def read_predictions(path: Path, trainings: Sequence[str]) -> pd.DataFrame:
         frame = pd.to_numeric(df["frame"].str.strip(), errors="coerce")
         if frame.isna().any() or (frame < 0).any() or (frame != frame.round()).any():
             i = int(np.flatnonzero((frame.isna() | (frame < 0) | (frame != frame.round())).to_numpy())[0])
-            raise ConfigError(f"--predictions {path}: line {i + 2} frame {df['frame'].iloc[i]!r} is not a frame index.")
+            why = (" (a video the test list shows without frames could not be used by dfbench: leave it out, it "
+                   "counts as failed as in dfbench's own runs)") if df["frame"].iloc[i].strip() == "" else ""
+            raise ConfigError(f"--predictions {path}: line {i + 2} frame {df['frame'].iloc[i]!r} is not a frame index{why}.")
         df["frame"] = frame.astype(np.int64)
         key.append("frame")
     dupes = df.duplicated(key)
