@@ -11,6 +11,10 @@
   dfbench papers [--paper P] [--brief] [--csv FILE]             # which paper numbers dfbench reproduces
   dfbench score VIDEO|DIR --checkpoint model.pt [--out scores.csv|.json] [--frames N] [--device D]
   dfbench --version
+  dfbench check-detector NAME|file.py:Class                      # the common detector checks
+  dfbench eval --protocol P --checkpoint [TRAINING=]PATH          # score a trained model, no training
+  dfbench export-testlist --protocol P --out list.csv            # the test videos/frames to score
+  dfbench eval --protocol P --predictions scores.csv --name M    # someone else's scores, same metrics
 
 Progress messages (one line per training epoch among them) go through Python ``logging``
 to stderr; results (tables, paths) go to stdout. Each run folder keeps a ``run.log``.
@@ -381,6 +385,121 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_detector(args: argparse.Namespace) -> int:
+    """The common checks of dfbench.testing on one detector (a name or a plug-in spec)."""
+    import tempfile
+
+    from dfbench.testing import run_detector_checks
+
+    _set_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="dfbench-check-") as tmp:
+        outcomes = run_detector_checks(args.detector, Path(tmp))
+    width = max(len(o.check) for o in outcomes)
+    for o in outcomes:
+        tail = f"  {o.detail}" if o.detail else ""
+        print(f"{o.status.upper():6s} {o.check:{width}s} {o.seconds:6.1f} s{tail}", flush=True)
+    failed = [o.check for o in outcomes if o.status == "fail"]
+    print(f"{args.detector}: {len(outcomes) - len(failed)}/{len(outcomes)} checks passed"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _eval_roots(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "protocol": args.protocol,
+        "preset": args.preset,
+        "data_root": Path(args.data_root) if args.data_root else None,
+        "dataset_roots": {k: Path(str(v)) for k, v in _parse_assignments(args.dataset_root, "--dataset-root").items()},
+        "progress": not args.no_progress,
+    }
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dfbench.benchmark.evaluate import EvalRequest, evaluate
+    from dfbench.benchmark.runner import matrix_table
+
+    _set_threads(args.threads)
+    request = EvalRequest(
+        **_eval_roots(args),
+        seed=args.seed,
+        device=args.device,
+        results_root=Path(args.results) if args.results else None,
+        checkpoints=list(args.checkpoint),
+        detector=args.detector,
+        predictions=Path(args.predictions) if args.predictions else None,
+        name=args.name,
+        fresh=args.fresh,
+    )
+    failures = _failure_log()
+    try:
+        rows = evaluate(request, failures=failures)
+    except DfbenchError:
+        _print_failures(failures, only_if_any=True)
+        raise
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        for level in ("video", "frame"):
+            table = matrix_table(rows, metric="auc", level=level)
+            if not table.empty:
+                print(f"\n{level}-level AUC of {rows['detector'].iloc[0]} (not trained here); rows = training, columns = test")
+                print(table.to_string())
+    return _finish(failures, args.allow_failures)
+
+
+def cmd_export_testlist(args: argparse.Namespace) -> int:
+    from dfbench.benchmark.evaluate import test_list
+
+    out = Path(args.out)
+    _require_writable(out.parent if str(out.parent) else Path("."), "The --out")
+    listing = test_list(argparse.Namespace(**_eval_roots(args), quiet=False), log=lambda m: print(m, file=sys.stderr))
+    from dfbench.benchmark.results import atomic_write_bytes
+
+    atomic_write_bytes(out, listing.to_csv(index=False).encode("utf-8"))
+    n_videos = listing.drop_duplicates(["training", "video_id"]).shape[0]
+    print(f"wrote {len(listing)} rows ({n_videos} videos over {listing['test'].nunique()} test sets) to {out}")
+    return 0
+
+
+def _add_eval_commands(sub: Any) -> None:
+    """check-detector, eval and export-testlist (issue #16: own detectors, scoring without training)."""
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--protocol", required=True, help="protocol name (dfbench list protocols) or a YAML spec path")
+        p.add_argument("--preset", default="mini", choices=["mini", "paper"], help="the protocol's preset (frames per video)")
+        p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")
+        p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="root of one dataset, repeatable")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("check-detector", help="run dfbench's common detector checks on a detector (name or file.py:Class)")
+    p.add_argument("detector", metavar="NAME_OR_SPEC",
+                   help="a registered name, path/to/file.py:ClassName, package.module:ClassName or an entry-point name")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: reproducible)")
+    p.set_defaults(func=cmd_check_detector)
+
+    p = sub.add_parser("eval", help="score a protocol's test cells from a trained checkpoint or from a predictions CSV")
+    data_options(p)
+    p.add_argument("--checkpoint", action="append", default=[], metavar="[TRAINING=]PATH",
+                   help="a dfbench inference checkpoint (e.g. <run>/models/<training>/model.pt); TRAINING= names the "
+                        "protocol's training it stands for (needed when the protocol trains several models), repeatable")
+    p.add_argument("--detector", help="with --checkpoint: detector name or plug-in spec (default: the one the checkpoint records)")
+    p.add_argument("--predictions", help="CSV of P(fake): video_id,score[,frame][,training] (see dfbench export-testlist)")
+    p.add_argument("--name", help="the name the rows are filed under (required with --predictions; "
+                                  "default with --checkpoint: <detector>@checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap interval (a run uses its training seed)")
+    p.add_argument("--device", default="auto", help="with --checkpoint: auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--results", help="results directory (default $DFBENCH_RESULTS or ./results/runs)")
+    p.add_argument("--fresh", action="store_true", help="replace an earlier eval filed under the same name")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    _allow_failures_option(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export-testlist", help="write the exact test videos and frame indices a predictions file must score")
+    data_options(p)
+    p.add_argument("--out", required=True, help="CSV to write: training,test,dataset,video_id,frame,note")
+    p.set_defaults(func=cmd_export_testlist)
+
+
 def _allow_failures_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-failures",
@@ -405,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train and score one detector on one protocol")
     p.add_argument("--protocol", required=True, help="protocol name (dfbench list protocols) or a YAML spec path")
-    p.add_argument("--detector", required=True, help="detector name (dfbench list detectors)")
+    p.add_argument("--detector", required=True,
+                   help="detector name (dfbench list detectors), or your own: path/to/file.py:ClassName or package.module:ClassName")
     p.add_argument("--backbone", help="any timm model name, e.g. efficientnet_b4")
     p.add_argument("--weights", help="local backbone state dict (.pth with weights_only=True, or .safetensors); wins over --pretrained")
     p.add_argument("--pretrained", action="store_true",
@@ -496,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered detectors, protocols or datasets")
     p.add_argument("what", choices=["detectors", "protocols", "datasets"], help="detectors, protocols or datasets")
     p.set_defaults(func=cmd_list)
+    _add_eval_commands(sub)
     return parser
 
 

@@ -156,8 +156,12 @@ class RunContext:
         perturbation: str = "",
         strength: float | None = None,
         extra: dict[str, Any] | None = None,
+        levels: tuple[str, ...] = ("frame", "video"),
     ) -> pd.DataFrame:
-        """Every metric at frame and video level for one cell; written atomically as one unit."""
+        """Every metric at frame and video level for one cell; written atomically as one unit.
+
+        ``levels=("video",)`` when each "frame" is a whole video's score (``dfbench eval
+        --predictions`` with one score per video): frame-level rows would then be made up."""
         scores = np.asarray(scores, dtype=float)
         if scores.shape != (len(frames),) or not np.all(np.isfinite(scores)):
             raise ValueError(f"scores for {test_name!r} must be {len(frames)} finite values")
@@ -169,6 +173,8 @@ class RunContext:
         base = self._row_base(test_name, training_name, variant, perturbation, strength, extra, frames)
         rows = []
         for level, y, s in (("frame", labels, scores), ("video", videos["label"].to_numpy(), videos["score"].to_numpy())):
+            if level not in levels:
+                continue
             counts = error_counts(y, s)
             ci = bootstrap_auc_interval(y, s, seed=self.seed) if level == "video" else (math.nan, math.nan)
             for metric, value in compute_metrics(y, s, self.spec.metrics).items():

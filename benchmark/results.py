@@ -82,6 +82,14 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "wall_time_s",
     "run_id",
     "timestamp",
+    # where the scores came from (see docs/your_detector.md): a plug-in detector's code
+    # (spec resolved + sha256 of its file; "" for a built-in detector), and for
+    # `dfbench eval` rows, the checkpoint or predictions file they were scored from
+    "detector_source",
+    "detector_sha256",
+    "trained_here",
+    "checkpoint_sha256",
+    "predictions_sha256",
 )
 
 # Columns a row cannot do without: they say what was measured.
@@ -90,7 +98,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("protocol", "detector", "test", "metric", "
 FLOAT_COLUMNS: tuple[str, ...] = ("strength", "value", "ci_low", "ci_high", "wall_time_s")
 COUNT_COLUMNS: tuple[str, ...] = ("seed", "n_real", "n_fake", "fp", "fn", "n_failed")
 # pretrained: did the backbone start from a weight file (ImageNet or --weights); NA = not recorded
-BOOL_COLUMNS: tuple[str, ...] = ("pretrained",)
+# trained_here: False for rows `dfbench eval` scored from a checkpoint or predictions file; NA =
+# written before the column existed (then the run trained the model)
+BOOL_COLUMNS: tuple[str, ...] = ("pretrained", "trained_here")
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c not in FLOAT_COLUMNS + COUNT_COLUMNS + BOOL_COLUMNS)
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("test", "training", "variant", "video_id", "frame", "label", "score")

@@ -192,7 +192,8 @@ def _check_resume(store: Any, run_dir: Path, meta: dict[str, Any], fresh: bool) 
         return
     old = store.read_run_meta(run_dir) or {}
     # a run started before weights were recorded has no weights_sha256: it was not pretrained
-    for key, absent in (("config_hash", None), ("protocol_hash", None), ("weights_sha256", "")):
+    # a plug-in detector whose file changed since is other code: its model is not reused
+    for key, absent in (("config_hash", None), ("protocol_hash", None), ("weights_sha256", ""), ("detector_sha256", "")):
         if old.get(key, absent) != meta[key]:
             raise ConfigError(
                 f"{run_dir} holds a run with another {key.replace('_', ' ')} ({old.get(key)} vs {meta[key]}); "
@@ -208,6 +209,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     """
     from dfbench.benchmark.environment import environment_info
     from dfbench.benchmark.logs import run_log
+    from dfbench.benchmark.plugins import plugin_identity
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
@@ -244,6 +246,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "device": env.get("device", device),
             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
             "git_hash": env.get("git_hash"),
+            **plugin_identity(request.detector),
+            "trained_here": True,
         }
         _check_resume(store, run_dir, meta, request.fresh)
         # a resumed run reuses cells scored without the inputs that failed then: report them again

@@ -1,18 +1,17 @@
 """dfbench.detectors: the detector registry and one module per recipe family.
 
-Importing this package registers every recipe (as ``timm.models`` does for its families).
+Importing this package registers every built-in recipe by name (``dfbench.detectors.catalog``)
+without importing the recipe modules or torch: a recipe's module is imported the first time
+its detector is created, and ``Detector``, ``create_detector`` & co. (``base.py``, which needs
+torch) are imported the first time they are used. ``dfbench list detectors`` stays fast.
 """
 
-from dfbench.detectors.base import (
-    DETECTORS,
-    Detector,
-    DetectorConfig,
-    FitReport,
-    clone_detector,
-    create_detector,
-    list_detectors,
-    register_detector,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from dfbench.detectors.catalog import DETECTORS, list_detectors, register_detector
 
 __all__ = [
     "DETECTORS",
@@ -25,12 +24,10 @@ __all__ = [
     "register_detector",
 ]
 
-# recipe families (each module registers its variants); adding a recipe = one module + one name here
-from dfbench.detectors import (  # noqa: E402,F401
-    adversarial_blur,
-    baselines,
-    big_arts,
-    gradient_regularization,
-    pbnet,
-    qad,
-)
+_FROM_BASE = ("Detector", "DetectorConfig", "FitReport", "clone_detector", "create_detector")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module("dfbench.detectors.base"), name)
+    raise AttributeError(f"module 'dfbench.detectors' has no attribute {name!r}")

@@ -58,10 +58,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer, register_detector
+from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer
 from dfbench.detectors.pixelwise_blur import pixelwise_gaussian_blur
 
-PAPER = "two_gen_bat"
 BLUR_STEP_NORMS = ("l2", "linf", "none")
 
 
@@ -459,14 +458,3 @@ class CombinedAT(TwoGenBAT):
         x_adv1, logs = self.blurred_examples(x01, y)
         x_adv2 = self.fgsm(x_adv1, y)
         return x_adv2, logs
-
-
-# --------------------------------------------------------------------------- registry
-register_detector("grad_aat", GradAAT, description="FGSM additive adversarial training (Eq. 1, 3)", paper=PAPER, paper_methods=("Grad-AAT",))
-register_detector("grad_sat", GradSAT, description="Spatially-transformed (flow) adversarial training", paper=PAPER, paper_methods=("Grad-SAT",))
-register_detector("grad_bat", GradBAT, description="Blurring adversarial training, one-step gradient σ map (Eq. 4-6)", paper=PAPER, paper_methods=("Grad-BAT",))
-register_detector("gen_bat", GenBAT, description="Blurring adversarial training with a σ-map generator (Eq. 7)", paper=PAPER, paper_methods=("Gen-BAT",))
-register_detector("two_gen_bat", TwoGenBAT, description="Blurring adversarial training with one generator per class", paper=PAPER, paper_methods=("Two-Gen-BAT", "Two-Gen-BAT (k=9)"))  # k = 9 is the default (Sec. IV)
-register_detector("combined_at", CombinedAT, description="Two-Gen-BAT blur followed by FGSM (Fig. 3)", paper=PAPER, paper_methods=("Combined AT",))
-register_detector("grad_aat_3step", GradAAT, description="Iterative FGSM, 3 steps (App. C)", paper=PAPER, paper_methods=("Grad-AAT (3-step)",), attack_steps=3)
-register_detector("grad_bat_3step", GradBAT, description="Gradient blurring, 3 steps of Eq. 6 (App. C)", paper=PAPER, paper_methods=("Grad-BAT (3-step)",), attack_steps=3)

@@ -54,9 +54,9 @@ from torch.utils.data import DataLoader
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameBatches, FrameSet, SeededBatches
 from dfbench.benchmark.metrics import auc, video_level
-from dfbench.benchmark.registry import Registry
 from dfbench.benchmark.results import atomic_write_bytes
 from dfbench.detectors.backbones import create_backbone, init_provenance, load_tensor_file
+from dfbench.detectors.catalog import DETECTORS, list_detectors, register_detector  # noqa: F401  (re-exported)
 
 CHECKPOINT_FORMAT = 1
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -744,26 +744,8 @@ def _set_python_rng_state(s: list) -> None:
 
 
 # --------------------------------------------------------------------------- registry
-DETECTORS: Registry[type[Detector]] = Registry("detector", base=Detector)
-
-
-def register_detector(
-    name: str,
-    cls: type[Detector],
-    *,
-    description: str = "",
-    paper: str = "",
-    paper_methods: tuple[str, ...] = (),
-    **config_overrides: Any,
-) -> None:
-    """Register a detector variant: a recipe class plus config overrides (e.g. an ablation).
-
-    ``paper_methods``: the method names the papers print for exactly this recipe and setting,
-    as the reference CSV spells them; the leaderboard shows those rows beside this detector.
-    """
-    DETECTORS.register(
-        name, cls, description=description, paper=paper, paper_methods=tuple(paper_methods), overrides=config_overrides
-    )
+# DETECTORS, register_detector and list_detectors live in dfbench.detectors.catalog (no torch
+# import: listing stays fast); they are imported here so existing imports keep working.
 
 
 def create_detector(name: str, *, preset: str = "mini", **overrides: Any) -> Detector:
@@ -774,10 +756,6 @@ def create_detector(name: str, *, preset: str = "mini", **overrides: Any) -> Det
     detector = cls(config)
     detector.name = name
     return detector
-
-
-def list_detectors() -> list[str]:
-    return DETECTORS.names()
 
 
 def clone_detector(detector: Detector) -> Detector:

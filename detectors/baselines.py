@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dfbench.detectors.base import Detector, DetectorConfig, register_detector
+from dfbench.detectors.base import Detector, DetectorConfig
 
 # The paper preset shared by the two_gen_bat baselines (Sec. IV implementation details):
 # EfficientNet "pre-trained on ImageNet" with a new two-class head, RAdam β=(0.9, 0.999),
@@ -150,15 +150,3 @@ class TraditionalAugmentation(ERM):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return super().training_step({**batch, "image": self.augment(batch["image"])})
-
-
-# "ERM [x3]": QAD Table 3's per-quality baseline (quality_aware); "Rössler et al. (Xception)": the
-# FF++ paper's plain Xception classifier, QAD Tables 1-2 (trained on raw+c23+c40 together).
-register_detector(
-    "erm", ERM, description="plain cross-entropy (ERM) on any timm backbone", paper="baseline",
-    paper_methods=("ERM", "ERM [x3]", "Rössler et al. (Xception)"),
-)
-register_detector("aug_noise", TraditionalAugmentation, augmentations=("noise",), description="ERM + Gaussian noise (App. E)", paper="two_gen_bat", paper_methods=("Gaussian Noise",))
-register_detector("aug_blur", TraditionalAugmentation, augmentations=("blur",), description="ERM + Gaussian blur, k=9 (App. E)", paper="two_gen_bat", paper_methods=("Gaussian Blur",))
-register_detector("aug_jpeg", TraditionalAugmentation, augmentations=("jpeg",), description="ERM + JPEG QF 60-100 (App. E)", paper="two_gen_bat", paper_methods=("JPEG Compression",))
-register_detector("aug_combined", TraditionalAugmentation, description="ERM + blur, noise and JPEG combined (App. E)", paper="two_gen_bat", paper_methods=("Combined Traditional",))

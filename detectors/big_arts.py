@@ -41,7 +41,7 @@ from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameSet
 from dfbench.detectors.artifact_masks import ForgeryAugmenter, forgery_slots
 from dfbench.detectors.backbones import create_backbone, load_state_dict_file
-from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer, register_detector
+from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer
 
 PAPER = "Chen et al., Watching the BiG artifacts: Exposing DeepFake videos via Bi-granularity artifacts, Pattern Recognition 2023"
 
@@ -310,7 +310,7 @@ def _cycle(pool: np.ndarray, rng: np.random.Generator) -> Iterator[int]:
 
 # --------------------------------------------------------------------------- detector
 class BiGArts(Detector):
-    """BiG-Arts recipe; variants differ only in config (see ``register_detector`` calls below)."""
+    """BiG-Arts recipe; variants differ only in config (see their registrations in ``dfbench.detectors.catalog``)."""
 
     config_class = BiGArtsConfig
     requires: ClassVar[frozenset[str]] = frozenset({"paired_real", "landmarks"})
@@ -405,39 +405,3 @@ class BiGArts(Detector):
         logs.update({f"loss_{k}": v.detach() for k, v in losses.items()})
         logs["forgeries"] = float((made["kind"] > 0).sum())
         return logs
-
-
-# --------------------------------------------------------------------------- registry
-register_detector(
-    "big_arts",
-    BiGArts,
-    description="BiG-Arts: classifier + intrinsic (M_In) and extrinsic (M_Ex) artifact decoders, forgery augmentation",
-    paper=PAPER,
-    # the full model: Table 5 with all augmentations, Table 6 with both artifact branches
-    paper_methods=("BiG-Arts", "BiG-Arts (aug=all)", "BiG-Arts (artifacts=M_In+M_Ex)"),
-)
-register_detector(
-    "big_arts_cls_only",
-    BiGArts,
-    description="BiG-Arts ablation (Table 6 'None'): classification branch only, same data and augmentation",
-    paper=PAPER,
-    paper_methods=("BiG-Arts (artifacts=none)",),
-    intrinsic_branch=False,
-    extrinsic_branch=False,
-)
-register_detector(
-    "big_arts_in_only",
-    BiGArts,
-    description="BiG-Arts ablation (Table 6 'M_In'): intrinsic-artifact branch only",
-    paper=PAPER,
-    paper_methods=("BiG-Arts (artifacts=M_In)",),
-    extrinsic_branch=False,
-)
-register_detector(
-    "big_arts_ex_only",
-    BiGArts,
-    description="BiG-Arts ablation (Table 6 'M_Ex'): extrinsic-artifact branch only, the paper's Face X-ray re-implementation",
-    paper=PAPER,
-    paper_methods=("BiG-Arts (artifacts=M_Ex)",),
-    intrinsic_branch=False,
-)

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.detectors.base import Detector, DetectorConfig, register_detector
+from dfbench.detectors.base import Detector, DetectorConfig
 
 PAPER = "pim (Guan et al., TIFS 2024)"
 
@@ -306,32 +306,3 @@ class GradientRegularization(Detector):
 
         opt.step()  # Algorithm 1 line 9
         return logs
-
-
-register_detector(
-    "pim",
-    GradientRegularization,
-    description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
-    paper="pim",
-    paper_methods=("PIM", "PIM (alpha=1, r=0.1)"),
-    alpha=1.0,
-    beta=0.0,
-)
-register_detector(
-    "sam",
-    GradientRegularization,
-    description="Sharpness-aware minimisation: weights perturbed along the gradient, r'=0.05 (Eq. 14 with alpha=0, beta=1)",
-    paper="pim",
-    paper_methods=("DualFlat (a+b=1.0, a:b=0.0:1.0)",),  # Table VIII: SAM is alpha=0, beta=1
-    alpha=0.0,
-    beta=1.0,
-)
-register_detector(
-    "dualflat",
-    GradientRegularization,
-    description="DualFlat: PIM + SAM, alpha=beta=0.1 (Eq. 14, Table VIII)",
-    paper="pim",
-    paper_methods=("DualFlat (a+b=0.2, a:b=0.5:0.5)",),  # alpha+beta = 0.2, alpha:beta = 1:1
-    alpha=0.1,
-    beta=0.1,
-)

@@ -51,7 +51,6 @@ from dfbench.detectors.base import (
     create_detector,
     epoch_line,
     read_checkpoint,
-    register_detector,
     rng_state,
     run_epoch,
     seed_everything,
@@ -641,12 +640,3 @@ class BleachedDetector(Detector):
         self._base_fitted = True
         freeze_detector(self.base)
         return self
-
-
-register_detector("pbnet", BleachedDetector, description="PBNet: frozen detector + pixel bleach (m=0.7, τ=0.2, k=50, α=1, γ=2)", paper="pbnet",
-                  # pbnet prints the frozen detector (RECG ×) as ERM beside the bleached one (✓);
-                  # "pbnet:ERM" claims that name in the pbnet paper only
-                  paper_methods=("PBNet", "pbnet:ERM", "PBNet (m=0.7)"))
-register_detector("pbnet_m0", BleachedDetector, offset_m=0.0, description="PBNet, balanced offset m=0 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=0)",))
-register_detector("pbnet_m_neg07", BleachedDetector, offset_m=-0.7, description="PBNet, balanced offset m=-0.7 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=-0.7)",))
-register_detector("pbnet_no_lrem", BleachedDetector, use_rem=False, description="PBNet without L_rem (Table VII)", paper="pbnet", paper_methods=("PBNet w/o L_rem",))

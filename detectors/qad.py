@@ -36,9 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FrameSet
-from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer, register_detector
+from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer
 
-PAPER = "qad"
 COLLAB_LOSSES = ("hsic", "pairwise", "none")
 HSIC_BANDWIDTHS = ("median", "sigma")
 
@@ -492,47 +491,3 @@ class QADDetector(Detector):
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-register_detector(
-    "qad",
-    QADDetector,
-    description="QAD: every frame at raw/c23/c40 in one batch; HSIC between qualities at each stage + one-step AWP",
-    paper=PAPER,
-    paper_methods=("QAD",),
-)
-register_detector(
-    "qad_hsic_only",
-    QADDetector,
-    description="QAD ablation (Table 4 'HSIC'): collaborative HSIC loss, no weight perturbation",
-    paper=PAPER,
-    paper_methods=("Coll. loss: HSIC",),
-    use_awp=False,
-)
-register_detector(
-    "qad_awp_only",
-    QADDetector,
-    description="QAD ablation (Table 4 'AWP-XE'): one-step AWP on multi-quality batches, no collaborative loss",
-    paper=PAPER,
-    paper_methods=("Adv. loss: AWP-XE",),
-    collab="none",
-)
-register_detector(
-    "qad_pairwise",
-    QADDetector,
-    description="QAD ablation (Table 4 'pairwise loss'): Eq. 3 instance distance between qualities at the HSIC layers",
-    paper=PAPER,
-    paper_methods=("Coll. loss: Pairwise",),
-    collab="pairwise",
-    use_awp=False,
-)
-# Not in the paper: the batch structure alone (every frame at all qualities, plain CE), so a
-# QAD-vs-ERM gap can be split into what the aligned batches do and what HSIC/AWP add.
-register_detector(
-    "qad_plain",
-    QADDetector,
-    description="QAD's aligned multi-quality batches with plain cross-entropy (no collaborative loss, no AWP)",
-    paper=PAPER,
-    collab="none",
-    use_awp=False,
-)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import io
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,3 +208,57 @@ DETECTOR_CHECKS: dict[str, Callable] = {
 
 def detector_checks(name: str) -> Iterator[tuple[str, Callable]]:
     yield from DETECTOR_CHECKS.items()
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One named check's result: "pass", "fail" (with the error) or "exempt" (with the reason)."""
+
+    check: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def run_detector_checks(name: str, tmp_dir: Path) -> list[CheckOutcome]:
+    """Every check of ``DETECTOR_CHECKS`` on detector ``name`` (a registered name or a plug-in
+    spec), as ``dfbench check-detector`` reports them. A check that raises fails; the others
+    still run. Exemptions are the class's ``check_exemptions`` (as in tests/test_common.py)."""
+    exemptions = getattr(DETECTORS.get(name), "check_exemptions", {})
+    outcomes = []
+    for check, fn in detector_checks(name):
+        if check in exemptions:
+            outcomes.append(CheckOutcome(check, "exempt", str(exemptions[check])))
+            continue
+        started = time.perf_counter()
+        try:
+            fn(name, tmp_dir) if "tmp_dir" in inspect.signature(fn).parameters else fn(name)
+        except Exception as exc:  # a failing check is a result to report, not a crash
+            detail = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+            outcomes.append(CheckOutcome(check, "fail", detail, time.perf_counter() - started))
+        else:
+            outcomes.append(CheckOutcome(check, "pass", "", time.perf_counter() - started))
+    return outcomes
+
+
+def serve_tiny_frames(monkeypatch: Any, data_root: Path) -> Path:
+    """Make ``dfbench run`` / ``dfbench eval`` read ``tiny_frameset`` frames instead of the
+    crop cache, for fast CLI tests of everything around the data layer: every FF++ selection
+    yields tiny frames (train, val and each test quality drawn with another seed; video ids
+    name the quality, as real ids do) and an empty ``data_root/FaceForensics++`` folder stands
+    for the dataset. Returns ``data_root``."""
+    from dfbench.benchmark.runner import DataResolver
+
+    (Path(data_root) / "FaceForensics++").mkdir(parents=True, exist_ok=True)
+    seeds = {"train": 0, "val": 1, "test": 2}
+
+    def load(self: Any, data: Sequence[Any], split: str, per_video: int, requires: tuple[str, ...]) -> FrameSet:
+        quality = (data[0].qualities or ("raw",))[0]
+        frames = tiny_frameset(seed=seeds[split] + (10 if split == "test" and quality == "c40" else 0))
+        frames.meta["video_id"] = frames.meta["video_id"].str.replace("/raw/", f"/{quality}/", regex=False)
+        frames.meta["quality"] = quality
+        return frames
+
+    monkeypatch.setattr(DataResolver, "load", load)
+    monkeypatch.setattr(DataResolver, "_has_test_videos", lambda self, data: True)
+    return Path(data_root)
