@@ -18,7 +18,7 @@ from dfbench.benchmark.cli import main
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.results import ResultsStore
 from dfbench.detectors import DETECTORS, create_detector, list_detectors
-from dfbench.testing import serve_tiny_frames
+from dfbench.testing import DETECTOR_CHECKS, serve_tiny_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "your_detector.md"
@@ -103,7 +103,8 @@ def test_doc_detector_runs_a_short_protocol_from_a_file_outside_the_package(doc_
 def test_check_detector_runs_the_common_checks(doc_detector, tmp_path, capsys) -> None:
     assert main(["check-detector", f"{doc_detector}:TinyCNN"]) == 0
     out = capsys.readouterr().out
-    assert len(re.findall(r"^PASS ", out, re.M)) == 7 and "7/7 checks passed" in out
+    n = len(DETECTOR_CHECKS)  # every named check of dfbench.testing, the built-ins' battery
+    assert len(re.findall(r"^PASS ", out, re.M)) == n and f"{n}/{n} checks passed" in out
     # a detector whose scores leave [0, 1] fails fit_predict: exit 1, the other checks still run
     bad = tmp_path / "bad.py"
     bad.write_text(doc_code() + "\n\nclass Doubled(TinyCNN):\n    def predict_proba_tensor(self, x):\n"
