@@ -348,19 +348,14 @@ def evaluate_checkpoint(request: EvalRequest, *, failures: FailureLog | None = N
     """Score every test cell of each given training with its checkpoint; returns the rows."""
     from dfbench.benchmark.plugins import plugin_identity
     from dfbench.benchmark.procedures import score_test, stored_fingerprints
-    from dfbench.detectors.base import create_detector, read_checkpoint
+    from dfbench.benchmark.score import load_checkpoint_detector
 
     spec = _spec(request)
     paths = checkpoint_map(request.checkpoints, spec)
     models: dict[str, tuple[Any, str]] = {}
     for training, path in paths.items():
-        blob = read_checkpoint(path)  # torch.load(weights_only=True); a foreign file is a ConfigError
-        name = request.detector or str(blob.get("detector", ""))
-        config = blob.get("config")
-        if not isinstance(config, dict):
-            raise ConfigError(f"Checkpoint {path} holds no detector config; it is not an inference checkpoint.")
-        detector = create_detector(name, preset=request.preset, **config)
-        models[training] = (detector.load(path), file_sha256(path))
+        # torch.load(weights_only=True); a foreign or training-state file is a ConfigError
+        models[training] = (load_checkpoint_detector(path, name=request.detector), file_sha256(path))
     detectors = [d for d, _ in models.values()]
     if len({d.name for d in detectors}) != 1 or len({d.config.input_size for d in detectors}) != 1 or \
             len({d.config.backbone for d in detectors}) != 1:

@@ -75,8 +75,10 @@ class ScoreResult:
 
 
 # ---------------------------------------------------------------------------- checkpoint
-def load_checkpoint_detector(path: str | Path, device: str = "cpu") -> Any:
-    """The detector a dfbench inference checkpoint describes, with its weights loaded.
+def load_checkpoint_detector(path: str | Path, device: str = "cpu", *, name: str | None = None) -> Any:
+    """The detector a dfbench inference checkpoint describes, with its weights loaded
+    (``torch.load(weights_only=True)``); ``name`` overrides the detector name it stores (a
+    plug-in given as ``file.py:Class``). Used by ``dfbench score`` and ``dfbench eval``.
 
     Raises ConfigError (one sentence) for a missing file, a file that is not a dfbench
     checkpoint, a training-state checkpoint, a checkpoint without the detector name and
@@ -98,7 +100,7 @@ def load_checkpoint_detector(path: str | Path, device: str = "cpu") -> Any:
             f"Checkpoint {path} does not say which detector and config built it (missing {', '.join(missing) or 'config'}); "
             f"dfbench scores only checkpoints written by Detector.save (a run's models/<training>/model.pt)."
         )
-    name = str(blob["detector"])
+    name = name or str(blob["detector"])
     try:  # the stored config holds every field: the preset only fills what it leaves out (nothing)
         detector = create_detector(name, **blob["config"])
     except ConfigError as exc:
