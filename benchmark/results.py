@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -563,6 +564,7 @@ def _check_predictions(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- table order
+@functools.cache  # loading a protocol parses every shipped YAML; tables ask once per table
 def protocol_axes(protocol: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The protocol's training and test names in the order its YAML lists them.
 
