@@ -356,11 +356,15 @@ N_DETECTORS = 30
 
 def _many() -> pd.DataFrame:
     """30 detectors on cross_quality and cross_dataset, det00 weakest: erm is one of them
-    (paper numbers), so are two hostile names."""
+    (paper numbers), so are two hostile names. EVIL's c40 model is 0.3 worse than the rest
+    of its matrix, so it ranks second by the raw row and last by the c40 row."""
     names = [f"det{k:02d}" for k in range(N_DETECTORS - 3)] + ["erm", EVIL, "=cmd|' /C calc'!A0"]
     rows: list[dict[str, object]] = []
     for k, name in enumerate(names):
-        rows += matrix_rows(name, 0.5 + 0.005 * k)
+        matrix = matrix_rows(name, 0.5 + 0.005 * k)
+        if name == EVIL:
+            matrix = [{**r, "value": r["value"] - 0.3} if r["training"] == "c40" else r for r in matrix]
+        rows += matrix
         rows += cross_dataset_rows(name, 0.55 + 0.005 * k)
     rows += laundering_rows("big_arts")
     return pd.DataFrame(rows)
@@ -523,20 +527,29 @@ def test_headless_chromium_places_matrix_cells_and_shows_names_as_text(
 @pytest.mark.chromium
 @needs_chromium
 def test_headless_chromium_sorts_detectors_from_a_link(many: dict[str, Path], tmp_path: Path) -> None:
-    # column 5 = the first value column (NT/raw AUC); the matrix sorts by its first training (raw)
-    url = many["html"].resolve().as_uri() + "#sort=cross_quality-synthetic-mini-video:5:desc"
-    done = _run_chromium(["--dump-dom", url], tmp_path / "profile")
-    dom = _Tables()
-    dom.feed(done.stdout)
-    matrix = next(t for t in dom.tables if t["attrs"].get("id") == "cross_quality-synthetic-mini-video")
-    assert matrix["attrs"].get("data-sorted") == "5:desc"
-    firsts = [_text_of(matrix["rows"][i][0]) for i in matrix["bodies"]]
-    # detectors were added weakest first; sorted best first, the last name added leads
-    assert firsts[0] == "=cmd|' /C calc'!A0" and firsts[1] == EVIL and firsts[-1] == "det00"
-    assert len(firsts) == N_DETECTORS
-    # the other tables keep their order
-    columns = next(t for t in dom.tables if t["attrs"].get("id") == "cross_dataset-synthetic-mini-video")
-    assert _text_of(columns["rows"][columns["bodies"][0]][0]) == "det00"
+    def order(fragment: str) -> tuple[str | None, list[str], str]:
+        done = _run_chromium(["--dump-dom", many["html"].resolve().as_uri() + fragment], tmp_path / "profile")
+        dom = _Tables()
+        dom.feed(done.stdout)
+        by_id = {t["attrs"].get("id"): t for t in dom.tables}
+        matrix = by_id["cross_quality-synthetic-mini-video"]
+        columns = by_id["cross_dataset-synthetic-mini-video"]
+        firsts = [_text_of(matrix["rows"][i][0]) for i in matrix["bodies"]]
+        return matrix["attrs"].get("data-sorted"), firsts, _text_of(columns["rows"][columns["bodies"][0]][0])
+
+    # column 5 = the first value column (NT/raw AUC); by default the matrix sorts by its first
+    # training (raw). Detectors were added weakest first: sorted best first, the last added leads.
+    sorted_as, firsts, other = order("#sort=cross_quality-synthetic-mini-video:5:desc")
+    assert sorted_as == "5:desc" and len(firsts) == N_DETECTORS
+    assert firsts[:2] == ["=cmd|' /C calc'!A0", EVIL] and firsts[-1] == "det00"
+    assert other == "det00"  # the other tables keep their order
+    # by the c40 row, EVIL's weak c40 model (0.64 - 0.3 + 0.2) ranks it last
+    sorted_as, firsts, _ = order("#sort=cross_quality-synthetic-mini-video:5:desc:c40")
+    assert firsts[0] == "=cmd|' /C calc'!A0" and firsts[-1] == EVIL and firsts[-2] == "det00"
+    # names sort A to Z
+    _, firsts, _ = order("#sort=cross_quality-synthetic-mini-video:0:asc")
+    assert firsts == sorted(firsts, key=str) and firsts[0] == "<script>alert(1)</script>"
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
 @pytest.mark.chromium

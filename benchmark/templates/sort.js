@@ -3,7 +3,8 @@
 // by its sha256 only). A detector is one <tbody>, so sorting moves whole detectors: in a
 // train x test matrix the row that decides is the training chosen in the select above the
 // table. Unmeasured cells sort last either way. A link ending in #sort=TABLEID:COLUMN:desc
-// (or :asc) opens the page sorted, e.g. #sort=cross_quality-synthetic-mini-video:5:desc.
+// (or :asc; then optionally :TRAINING for a matrix) opens the page sorted, e.g.
+// #sort=cross_quality-synthetic-mini-video:5:desc:c40.
 (function () {
   function rowFor(tbody, training) {
     var rows = tbody.rows;
@@ -58,12 +59,19 @@
 
   document.querySelectorAll("table.sortable").forEach(function (table) {
     table.querySelectorAll("th[data-col]").forEach(function (th) {
+      th.tabIndex = 0; // reachable with the keyboard; Enter or Space sorts
       th.addEventListener("click", function () {
         // numbers: best first on the first click; names: A to Z
         var descending = th.getAttribute("aria-sort")
           ? th.getAttribute("aria-sort") === "ascending"
           : th.getAttribute("data-kind") !== "label";
         sortTable(table, th.getAttribute("data-col"), descending);
+      });
+      th.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          th.click();
+        }
       });
     });
     var select = document.getElementById(table.id + "-training");
@@ -78,9 +86,13 @@
     }
   });
 
-  var wanted = /^#sort=([A-Za-z0-9_-]+):([0-9]+):(asc|desc)$/.exec(window.location.hash);
+  var wanted = /^#sort=([A-Za-z0-9_-]+):([0-9]+):(asc|desc)(?::(.+))?$/.exec(window.location.hash);
   if (wanted) {
     var table = document.getElementById(wanted[1]);
+    var select = document.getElementById(wanted[1] + "-training");
+    if (select && wanted[4]) {
+      select.value = decodeURIComponent(wanted[4]); // an unknown training leaves the select empty
+    }
     if (table && table.classList.contains("sortable")) {
       sortTable(table, wanted[2], wanted[3] === "desc");
     }
