@@ -709,7 +709,7 @@ def _md_cell(cell: Cell) -> str:
     """Ours, then the papers' numbers for the same cell: "73.12 ± 1.41 [68.12, 78.12] · paper[1] 72.18"."""
     parts = [" ".join(t for t in (cell.text, cell.std, cell.interval) if t)]
     if cell.failed:
-        parts[0] += f" ({cell.failed} failed)"
+        parts[0] += f" ({cell.failed} failed videos at 0.5)"
     parts += [f"paper[{p.mark}] {p.text}" for p in cell.papers]
     return " · ".join(p for p in parts if p)
 
