@@ -9,8 +9,8 @@ protocol's name:
 * one training (cross-manipulation, cross-dataset): one row per detector, a column per test
   set × metric (two_gen_bat Table IV, pim Table IV);
 * rows with a strength (laundering): AUC-versus-strength curves per test cell, drawn here as
-  inline SVG (no chart library, nothing fetched when the page is viewed), and the same
-  numbers in a table with one column per strength.
+  inline SVG (no chart library, nothing fetched when the page is viewed), each with its
+  numbers in a small table under it, one column per strength (big_arts Table 8).
 
 Rows and columns follow the protocol's YAML (raw, c23, c40), not the store's file order. A
 cell is "mean ± std over seeds, [mean per-seed 95% bootstrap interval]" in %, with the
@@ -252,7 +252,9 @@ class Chart:
     plot: tuple[float, float, float, float]  # left, top, right, bottom
     x_ticks: list[tuple[float, str]]
     y_ticks: list[tuple[float, str]]
+    key: tuple[str, str, str] = ("", "", "")  # (training, test, perturbation) it plots
     lines: list[Line] = field(default_factory=list)
+    grids: list[Grid] = field(default_factory=list)  # its numbers, one small table per level
 
 
 @dataclass
@@ -492,7 +494,10 @@ def _grid(
     frame: pd.DataFrame,
     reference: pd.DataFrame,
     long_rows: list[dict[str, Any]],
+    subject: str = "",
 ) -> Grid:
+    """One table of ``frame`` (one protocol, data kind and level) in the layout its rows call
+    for; ``subject`` names what part of the protocol it holds (a curve's test cell)."""
     layout = _layout(frame)
     columns = _column_order(frame, protocol)
     metrics = [m for m in DISPLAY_METRICS if (frame["metric"] == m).any()]
@@ -515,7 +520,7 @@ def _grid(
 
     grid = Grid(
         id=grid_id,
-        title=f"{protocol} (v{version}) — {level}-level — {data_kind or 'unknown data'}",
+        title=" — ".join(t for t in (f"{protocol} (v{version})", subject, f"{level}-level", data_kind or "unknown data") if t),
         notes=_level_notes(protocol, data_kind, level, layout),
         layout=layout,
         column_groups=[(label, len(metrics)) for label in labels],
@@ -675,6 +680,7 @@ def _charts(frame: pd.DataFrame, reference: pd.DataFrame, protocol: str) -> list
             plot=(left, top, right, bottom),
             x_ticks=[(px(x), f"{x:g}") for x in sorted(set(xs))],
             y_ticks=[(py(y), f"{100 * y:.0f}") for y in _ticks(y_low, y_high, 0.1)],
+            key=(str(training), str(test), str(perturbation)),
         )
         for label, is_paper, index, points in raw_lines:
             chart.lines.append(
@@ -745,7 +751,9 @@ def _render_markdown(sections: list[Section], coverage: Iterable[Section] = ()) 
         lines += [f"> {_md_escape(n)}" for n in section.notes]
         lines += [""] if section.notes else []
         for chart in section.charts:
-            lines += [f"*{_md_escape(chart.title)}: curve in leaderboard.html; its numbers are in the table below.*", ""]
+            lines += [f"*{_md_escape(chart.title)}: curve in leaderboard.html; its numbers:*", ""]
+            for grid in chart.grids:
+                lines += _md_grid(grid)
         for grid in section.grids:
             lines += _md_grid(grid)
         for table in section.tables:
@@ -896,17 +904,41 @@ def build_sections(results: pd.DataFrame, reference: pd.DataFrame) -> tuple[list
         kinds = sorted(block["data_kind"].unique(), key=lambda k: (k != "real", k != "synthetic-mini", k))
         for kind in kinds:
             by_kind = block[block["data_kind"] == kind]
-            section.charts.extend(_charts(by_kind, reference, str(protocol)))
+            charts = _charts(by_kind, reference, str(protocol))
+            section.charts.extend(charts)
+
+            def new_id(*parts: str) -> str:
+                # a stable id, so a link can open the page sorted (#sort=<id>:<column>:desc)
+                grid_id = re.sub(r"[^A-Za-z0-9_-]", "-", "-".join(parts))
+                while grid_id in used_ids:
+                    grid_id += "-"
+                used_ids.add(grid_id)
+                return grid_id
+
             for level in [*LEVELS, *sorted(set(by_kind["level"]) - set(LEVELS))]:
                 part = by_kind[(by_kind["level"] == level) & by_kind["metric"].isin(DISPLAY_METRICS)]
-                if not part.empty:
-                    # a stable id, so a link can open the page sorted (#sort=<id>:<column>:desc)
-                    grid_id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{protocol}-{kind}-{level}")
-                    while grid_id in used_ids:
-                        grid_id += "-"
-                    used_ids.add(grid_id)
+                # the numbers behind a curve sit under it, one row per detector and a column per
+                # strength (big_arts Table 8's layout) rather than in one table 100 columns wide
+                plotted = pd.Series(False, index=part.index)
+                for chart in charts:
+                    training, test, perturbation = chart.key
+                    mine = (
+                        part["strength"].notna()
+                        & (part["training"] == training)
+                        & (part["test"] == test)
+                        & (part["perturbation"] == perturbation)
+                    )
+                    plotted |= mine
+                    if mine.any():
+                        chart.grids.append(
+                            _grid(new_id(str(protocol), kind, level, test), str(protocol), str(version), kind,
+                                  level, part[mine], reference, long_rows, subject=test)
+                        )
+                rest = part[~plotted]
+                if not rest.empty:
                     section.grids.append(
-                        _grid(grid_id, str(protocol), str(version), kind, level, part, reference, long_rows)
+                        _grid(new_id(str(protocol), kind, level), str(protocol), str(version), kind, level, rest,
+                              reference, long_rows)
                     )
         sections.append(section)
     long_columns = [

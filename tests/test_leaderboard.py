@@ -308,6 +308,22 @@ def test_laundering_curve_is_inline_svg_with_the_papers_points(results: pd.DataF
     assert "CDF/h264 · h264=20" in md and "· paper[1] 99.29" in md
 
 
+def test_each_curve_has_its_own_table_under_it(tmp_path: Path) -> None:
+    jpeg = [{**r, "test": "CDF/jpeg", "perturbation": "jpeg", "strength": {5: 60, 20: 80, 30: 100}[r["strength"]]}
+            for r in laundering_rows("erm")]
+    rows = pd.DataFrame(laundering_rows("erm") + jpeg + cross_dataset_rows("erm", 0.7)[:1])
+    sections, _ = build_sections(rows, pd.DataFrame())
+    laundering = next(s for s in sections if s.protocol == "laundering")
+    # the YAML lists CDF/jpeg before CDF/h264
+    assert [c.key for c in laundering.charts] == [("CDF", "CDF/jpeg", "jpeg"), ("CDF", "CDF/h264", "h264")]
+    jpeg_table = laundering.charts[0].grids[0]
+    assert [label for label, _ in jpeg_table.column_groups] == [f"CDF/jpeg · jpeg={q}" for q in (60, 80, 100)]
+    assert jpeg_table.title == "laundering (v1) — CDF/jpeg — video-level — real"
+    assert [len(c.grids) for c in laundering.charts] == [1, 1] and not laundering.grids
+    (row,) = jpeg_table.blocks[0].rows
+    assert [c.text for c in row.cells] == ["90.50", "75.50", "65.50"]  # 0.95 - s/100 + seed/100, mean
+
+
 def test_user_names_are_escaped_and_only_the_sorter_may_run(board: dict[str, Path]) -> None:
     html = board["html"].read_text()
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
