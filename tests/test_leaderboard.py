@@ -408,13 +408,14 @@ class _Tables(HTMLParser):
             self._in_script = True
             self.scripts.append("")
         elif tag == "table":
-            table = {"attrs": dict(attrs), "rows": [], "bodies": []}
+            table = {"attrs": dict(attrs), "rows": [], "bodies": [], "row_attrs": []}
             self.tables.append(table)
             self._stack.append(table)
         elif tag == "tbody" and self._stack:
             self._stack[-1]["bodies"].append(len(self._stack[-1]["rows"]))
         elif tag == "tr" and self._stack:
             self._stack[-1]["rows"].append([])
+            self._stack[-1]["row_attrs"].append(dict(attrs))
         elif tag in ("td", "th") and self._stack:
             self._cell = {"tag": tag, "attrs": dict(attrs), "text": []}
             self._stack[-1]["rows"][-1].append(self._cell)
@@ -543,7 +544,7 @@ def test_headless_chromium_places_matrix_cells_and_shows_names_as_text(
 @pytest.mark.chromium
 @needs_chromium
 def test_headless_chromium_sorts_detectors_from_a_link(many: dict[str, Path], tmp_path: Path) -> None:
-    def order(fragment: str) -> tuple[str | None, list[str], str]:
+    def order(fragment: str, training: str = "raw") -> tuple[str | None, list[str], str]:
         done = _run_chromium(["--dump-dom", many["html"].resolve().as_uri() + fragment], tmp_path / "profile")
         dom = _Tables()
         dom.feed(done.stdout)
@@ -551,6 +552,9 @@ def test_headless_chromium_sorts_detectors_from_a_link(many: dict[str, Path], tm
         matrix = by_id["cross_quality-synthetic-mini-video"]
         columns = by_id["cross_dataset-synthetic-mini-video"]
         firsts = [_text_of(matrix["rows"][i][0]) for i in matrix["bodies"]]
+        # the rows that decided are marked: one per detector, the chosen training's
+        marked = [a for a in matrix["row_attrs"] if "decides" in (a.get("class") or "").split()]
+        assert len(marked) == N_DETECTORS and {a.get("data-training") for a in marked} == {training}
         return matrix["attrs"].get("data-sorted"), firsts, _text_of(columns["rows"][columns["bodies"][0]][0])
 
     # column 5 = the first value column (NT/raw AUC); by default the matrix sorts by its first
@@ -560,7 +564,7 @@ def test_headless_chromium_sorts_detectors_from_a_link(many: dict[str, Path], tm
     assert firsts[:2] == ["=cmd|' /C calc'!A0", EVIL] and firsts[-1] == "det00"
     assert other == "det00"  # the other tables keep their order
     # by the c40 row, EVIL's weak c40 model (0.64 - 0.3 + 0.2) ranks it last
-    sorted_as, firsts, _ = order("#sort=cross_quality-synthetic-mini-video:5:desc:c40")
+    sorted_as, firsts, _ = order("#sort=cross_quality-synthetic-mini-video:5:desc:c40", "c40")
     assert firsts[0] == "=cmd|' /C calc'!A0" and firsts[-1] == EVIL and firsts[-2] == "det00"
     # names sort A to Z
     _, firsts, _ = order("#sort=cross_quality-synthetic-mini-video:0:asc")

@@ -49,6 +49,10 @@
     });
     blocks.forEach(function (block) {
       table.appendChild(block);
+      // mark the rows that decided the order (a matrix's chosen training)
+      Array.prototype.forEach.call(block.rows, function (row) {
+        row.classList.toggle("decides", !!training && row.getAttribute("data-training") === training);
+      });
     });
     table.querySelectorAll("th[data-col]").forEach(function (th) {
       th.removeAttribute("aria-sort");
