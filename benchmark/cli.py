@@ -178,7 +178,9 @@ def cmd_papers(args: argparse.Namespace) -> int:
     tables = [t for t in summarize_coverage(rows) if not args.paper or t.paper == args.paper]
     print(render_coverage(tables, details=not args.brief), end="")
     if args.csv:
-        rows.drop(columns=["covers"]).to_csv(args.csv, index=False)
+        from dfbench.benchmark.results import atomic_write_bytes, csv_bytes
+
+        atomic_write_bytes(Path(args.csv), csv_bytes(rows.drop(columns=["covers"])))  # formula-safe
         print(f"csv: {args.csv}")
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -118,10 +119,11 @@ def claims(names: tuple[str, ...], paper: str, method: str) -> bool:
     return method in names or f"{paper}:{method}" in names
 
 
-def _protocols() -> list[Any]:
+@cache  # the shipped YAMLs do not change while dfbench runs; parsing them all takes seconds
+def _protocols() -> tuple[Any, ...]:
     from dfbench.benchmark.protocol import list_protocols, load_protocol
 
-    return [load_protocol(name) for name in list_protocols()]
+    return tuple(load_protocol(name) for name in list_protocols())
 
 
 def _backbone_reason(backbone: str) -> str | None:

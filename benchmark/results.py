@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -170,6 +171,8 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; the file gets the mode open() would give it (0644 under umask 022)
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as exc:
@@ -178,6 +181,21 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+def new_file_mode() -> int:
+    """0o666 less the process umask: the mode ``open(path, "w")`` gives a new file.
+
+    Read from /proc on Linux, because ``os.umask`` can only be read by setting it, which
+    would race with other threads creating files; elsewhere it is set and restored.
+    """
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as status:
+            line = next(line for line in status if line.startswith("Umask:"))
+        return 0o666 & ~int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection");
@@ -553,6 +571,31 @@ def _check_predictions(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"predictions lack columns {missing}")
     return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- table order
+@functools.cache  # loading a protocol parses every shipped YAML; tables ask once per table
+def protocol_axes(protocol: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The protocol's training and test names in the order its YAML lists them.
+
+    The papers print raw, c23, c40 in that order; the store returns rows in file order, so
+    every table sorts its rows and columns by this. A protocol that cannot be loaded (a YAML
+    path since moved, an old name) has no order: ``((), ())``.
+    """
+    from dfbench.benchmark.protocol import load_protocol  # protocol imports datasets; keep this module light
+
+    try:
+        spec = load_protocol(protocol)
+    except (DfbenchError, OSError):
+        return (), ()
+    return tuple(t.name for t in spec.trainings), tuple(t.name for t in spec.tests)
+
+
+def in_order(values: Any, order: tuple[str, ...]) -> list[Any]:
+    """The distinct ``values``: those named in ``order`` first, in that order, then the rest as first seen."""
+    distinct = list(dict.fromkeys(values))
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(distinct, key=lambda v: (rank.get(str(v), len(rank)), distinct.index(v)))
 
 
 # --------------------------------------------------------------------------- summary

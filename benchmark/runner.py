@@ -294,14 +294,36 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
 
 
 def matrix_table(rows: pd.DataFrame, *, metric: str = "auc", level: str = "video") -> pd.DataFrame:
-    """Mean over seeds, rows = training, columns = test (the papers' matrix layout)."""
+    """Mean over seeds, rows = training, columns = test (the papers' matrix layout).
+
+    Rows and columns follow the protocol's YAML (raw, c23, c40), not the store's file order;
+    strengths ascend within a test.
+    """
+    from dfbench.benchmark.results import in_order, protocol_axes
+
     sel = rows[(rows["metric"] == metric) & (rows["level"] == level)]
     if sel.empty:
         return pd.DataFrame()
     key = sel["test"].astype(str)
-    if "perturbation" in sel and (sel["perturbation"].astype(str) != "").any():
+    perturbed = "perturbation" in sel and (sel["perturbation"].astype(str) != "").any()
+    if perturbed:
         key = key + " " + sel["perturbation"].astype(str) + "=" + sel["strength"].astype(str)
-    sel = sel.assign(column=key)
+    sel = sel.assign(column=key, row=sel["training"].astype(str))
     if "variant" in sel and (sel["variant"].astype(str) != "").any():
-        sel = sel.assign(training=sel["training"].astype(str) + " " + sel["variant"].astype(str))
-    return sel.pivot_table(index="training", columns="column", values="value", aggfunc="mean", sort=False)
+        sel = sel.assign(row=sel["row"] + " " + sel["variant"].astype(str))
+    table = sel.pivot_table(index="row", columns="column", values="value", aggfunc="mean", sort=False)
+    table.index.name = "training"
+    trainings, tests = protocol_axes(str(sel["protocol"].iloc[0])) if "protocol" in sel else ((), ())
+    firsts = sel.drop_duplicates("row")
+    row_rank = {t: i for i, t in enumerate(in_order(sel["training"].astype(str), trainings))}
+    row_key = {r: (row_rank[t], i) for i, (r, t) in enumerate(zip(firsts["row"], firsts["training"].astype(str)))}
+    test_rank = {t: i for i, t in enumerate(in_order(sel["test"].astype(str), tests))}
+    cols = sel.drop_duplicates("column")
+    strengths = pd.to_numeric(cols["strength"], errors="coerce") if perturbed else pd.Series(0.0, index=cols.index)
+    col_key = {
+        c: (test_rank[str(t)], 0.0 if pd.isna(s) else float(s), i)
+        for i, (c, t, s) in enumerate(zip(cols["column"], cols["test"], strengths))
+    }
+    return table.reindex(
+        index=sorted(table.index, key=row_key.__getitem__), columns=sorted(table.columns, key=col_key.__getitem__)
+    )

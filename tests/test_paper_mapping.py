@@ -218,6 +218,19 @@ def test_papers_command_prints_the_report(capsys: pytest.CaptureFixture[str]) ->
     assert "error:" in capsys.readouterr().err
 
 
+def test_papers_csv_is_written_formula_safe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfbench.benchmark.cli import main
+
+    ref = load_reference()
+    ref = ref[ref["paper"] == "two_gen_bat"].head(3).assign(notes=["=1+1", "@x", "-0.5 note"])
+    monkeypatch.setattr("dfbench.benchmark.leaderboard.load_reference", lambda: ref)
+    out = tmp_path / "coverage.csv"
+    assert main(["papers", "--brief", "--csv", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["notes"].tolist() == ["'=1+1", "'@x", "'-0.5 note"]
+    assert table["value"].tolist() == ref["value"].tolist()  # numbers untouched
+
+
 def test_render_names_every_uncovered_reason(coverage: pd.DataFrame) -> None:
     text = render_coverage(summarize_coverage(coverage))
     assert "not face-forgery detection: ImageNet adversarial-attack accuracy" in text

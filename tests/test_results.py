@@ -246,3 +246,61 @@ def test_the_runner_names_run_and_model_folders_through_the_store(tmp_path: Path
     assert meta["status"] == "complete" and meta["protocol"] == ".."
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["runs"]
     assert not list(results.rglob("*.tmp"))
+
+
+def test_atomic_writes_give_the_mode_open_would(tmp_path: Path) -> None:
+    """Issue #16 item 5: mkstemp's 0600 no longer leaks into results, leaderboards, checkpoints."""
+    import os
+    import stat
+
+    from dfbench.benchmark.results import atomic_write_bytes, atomic_write_json, new_file_mode
+
+    old = os.umask(0o022)
+    try:
+        assert new_file_mode() == 0o644
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        atomic_write_json(tmp_path / "b.json", {"k": 1})
+        store = ResultsStore(tmp_path / "store")
+        run_dir = store.run_dir("cross_quality", "erm", "resnet18", "mini", 0)
+        store.mark_cell_done(run_dir, "c", make_rows(), make_predictions())
+        written = [tmp_path / "a.bin", tmp_path / "b.json", *run_dir.rglob("*.*")]
+        assert len(written) == 5 and {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
+        os.umask(0o027)
+        assert new_file_mode() == 0o640
+        atomic_write_bytes(tmp_path / "a.bin", b"y")  # replacing a file applies today's umask
+        assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_csv_text_cells_are_neutralised_and_numbers_are_not() -> None:
+    from dfbench.benchmark.results import csv_bytes, neutralize_csv_cell
+
+    assert neutralize_csv_cell("=1+2") == "'=1+2" and neutralize_csv_cell("@A1") == "'@A1"
+    assert neutralize_csv_cell("+x") == "'+x" and neutralize_csv_cell("-x") == "'-x"
+    assert neutralize_csv_cell("\tx") == "'\tx" and neutralize_csv_cell("erm") == "erm"
+    assert neutralize_csv_cell(-0.5) == -0.5 and neutralize_csv_cell(None) is None
+    frame = pd.DataFrame({"name": ["=cmd", "-0.5", "ok"], "value": [-0.5, 0.25, float("nan")], "n": [-1, 2, 3]})
+    text = csv_bytes(frame).decode("utf-8")
+    # a negative number in a numeric column is data and stays a number; the same text in a
+    # text column is neutralised (a spreadsheet would evaluate -0.5+cmd just as well)
+    assert text.splitlines() == ["name,value,n", "'=cmd,-0.5,-1", "'-0.5,0.25,2", "ok,,3"]
+
+
+def test_matrix_table_rows_and_columns_follow_the_protocol() -> None:
+    """The runner's printed matrix: raw, c23, c40 as the YAML lists them, whatever the file order."""
+    from dfbench.benchmark.runner import matrix_table
+
+    rows = []
+    for i, train in enumerate(("c40", "raw", "c23")):  # the store's order is the files' (sha1) order
+        for j, test in enumerate(("NT/c23", "NT/c40", "NT/raw")):
+            rows.append({"protocol": "cross_quality", "detector": "erm", "training": train, "test": test,
+                         "metric": "auc", "level": "video", "value": 0.5 + 0.1 * i + 0.01 * j, "seed": 0})
+    table = matrix_table(pd.DataFrame(rows))
+    assert list(table.index) == ["raw", "c23", "c40"]
+    assert list(table.columns) == ["NT/raw", "NT/c23", "NT/c40"]
+    assert table.loc["c40", "NT/raw"] == pytest.approx(0.52)  # stored as (c40 first, NT/raw third)
+    assert table.loc["raw", "NT/c23"] == pytest.approx(0.60)
+    # a protocol dfbench cannot load keeps the order the rows came in
+    other = matrix_table(pd.DataFrame(rows).assign(protocol="gone"))
+    assert list(other.index) == ["c40", "raw", "c23"] and list(other.columns) == ["NT/c23", "NT/c40", "NT/raw"]
