@@ -126,6 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DfbenchError:
         _print_failures(failures, only_if_any=True)
         raise
+    from dfbench.benchmark import distributed
+
+    if not distributed.is_main():
+        return 0  # torchrun: rank 0 prints the tables and the failure summary
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):

@@ -203,11 +203,14 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     ``failures`` (optional) receives every rejected dataset entry and failed video of the
     data the run loaded, also when the run stops with an error (the CLI prints its summary).
     """
+    from dfbench.benchmark import distributed
     from dfbench.benchmark.environment import environment_info
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
+    distributed.init_from_env()  # under torchrun: join the process group (no-op otherwise)
     spec, probe, device = validate_request(request)
+    device = distributed.rank_device(device)
     procedure = PROCEDURES.get(spec.procedure)
     config = probe.get_config()
     # before any data work: a paper preset's ImageNet weights (or --weights) must be on disk
@@ -216,10 +219,12 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     if failures is not None:
         resolver.failures = failures
     skipped = resolver.require(spec)
-    log = (lambda msg: None) if request.quiet else (lambda msg: print(msg, flush=True))
+    main = distributed.is_main()  # other torchrun ranks run silently into a scratch store
+    log = (lambda msg: None) if request.quiet or not main else (lambda msg: print(msg, flush=True))
     for name in skipped:
         log(f"note: optional test {name!r} skipped: its data is not available (supply it with --data-root).")
-    store = ResultsStore(request.results_root or get_settings().results)
+    main_store = ResultsStore(request.results_root or get_settings().results)
+    store = ResultsStore(distributed.results_root(main_store.root))
     env = environment_info(device)
     all_rows = []
     for seed in request.seeds:
@@ -240,6 +245,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "versions": json.dumps(env.get("versions", {}), sort_keys=True),
             "git_hash": env.get("git_hash"),
         }
+        distributed.mirror_run_dir(main_store.run_dir(spec.name, request.detector, config.backbone, request.preset, seed), run_dir)
         _check_resume(store, run_dir, meta, request.fresh)
         # a resumed run reuses cells scored without the inputs that failed then: report them again
         resolver.failures.merge_json(store.read_run_meta(run_dir) or {})
@@ -251,7 +257,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "protocol_detector_settings": spec.detector_settings(request.detector), "weights_file": init["weights_file"],
             "roots": {k: str(v) for k, v in resolver.roots.items()},
         })
-        with ProgressReporter(enabled=request.progress) as progress:
+        with ProgressReporter(enabled=request.progress and main) as progress:
             ctx = RunContext(
                 spec=spec,
                 detector_name=request.detector,
@@ -276,6 +282,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "model_data_fingerprints": ctx.model_fingerprints,
             **resolver.failures.to_json(),
         })
+        distributed.barrier()  # rank 0's rows are complete before any rank returns
         rows = store.read_run(run_dir)
         all_rows.append(rows)
         log(f"seed {seed}: {len(rows)} result rows in {run_dir} ({wall:.1f} s)")

@@ -50,6 +50,7 @@ from pydantic import (
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dfbench.benchmark import distributed
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameBatches, FrameSet, SeededBatches
 from dfbench.benchmark.metrics import auc, video_level
@@ -311,6 +312,7 @@ class Detector:
             if self._amp_dtype() == torch.float16:
                 scaler = self._scalers.setdefault(name, torch.amp.GradScaler(self.device.type))
                 scaler.scale(loss).backward()
+                distributed.reduce_before_scaler(opt)  # every rank skips (or takes) the same steps
                 scaler.step(opt)
                 scaler.update()
             else:
@@ -445,7 +447,8 @@ class Detector:
                 start_epoch, best_state, report = resumed
                 report.resumed_from_epoch = start_epoch
                 report.precision = self.amp_precision()
-        with self._fit_loaders():
+        # under torchrun: rank 0's weights everywhere, gradients averaged at every optimiser step
+        with self._fit_loaders(), distributed.training(self):
             self._run_epochs(train, val, seed, start_epoch, report, best_state, ckpt_path, progress)
         report.wall_time_s = time.perf_counter() - started
         return report
@@ -466,7 +469,7 @@ class Detector:
             report.epoch_train_s.append(time.perf_counter() - epoch_start)
             val_scores = self.predict(val)
             videos = video_level(val.meta, val_scores)
-            val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
+            val_auc = distributed.agree(auc(videos["label"].to_numpy(), videos["score"].to_numpy()))
             logs.update(epoch=epoch, val_video_auc=val_auc)
             report.history.append(logs)
             # an undefined AUC (one-class validation set) ranks below any real one
@@ -492,8 +495,10 @@ class Detector:
         loader = self.train_loader(train, seed, epoch)
         total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
         label = f"epoch {epoch + 1}/{self.config.epochs}"
+        # under torchrun: this rank's share of each global batch (identity in one process)
+        loader, step = distributed.epoch(self, loader, self.amp_training_step)
         return run_epoch(
-            loader, self.amp_training_step, total,
+            loader, step, total,
             None if progress is None else (lambda step: progress(label, step, total)),
         )
 
