@@ -1,6 +1,7 @@
 """The ``dfbench`` command line.
 
   dfbench run --protocol cross_quality --detector erm           # embedded data, CPU ok
+  dfbench sweep --protocol P [P ...] --detector D [D ...] --seeds K [--ray auto|ADDRESS]
   dfbench leaderboard                                           # HTML + CSV + Markdown
   dfbench check [--protocol P --detector D]                     # regression check vs reference AUCs
   dfbench preprocess --protocol cross_quality [--preset paper]    # warm the run's crop cache
@@ -289,6 +290,34 @@ def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, prog
                          workers=args.workers, device=device, progress=progress)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Every (protocol, detector, seed) cell into one results store; sequential or on Ray."""
+    from dfbench.benchmark.sweep import connect_ray, run_sweep, sweep_cells
+
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be 1 or more.")
+    if args.cpus_per_cell <= 0 or args.gpus_per_cell < 0 or args.max_retries < 0:
+        raise ConfigError("--cpus-per-cell must be > 0, --gpus-per-cell and --max-retries >= 0.")
+    if args.ray is None and args.gpus_per_cell:
+        raise ConfigError("--gpus-per-cell is a Ray resource request; add --ray auto|ADDRESS (or use --device for a sequential sweep).")
+    if args.ray is not None:
+        connect_ray(args.ray)  # a missing Ray or a wrong address fails before any cell
+    base = {
+        "preset": args.preset,
+        "device": args.device,
+        "data_root": Path(args.data_root) if args.data_root else None,
+        "dataset_roots": {k: Path(str(v)) for k, v in _parse_assignments(args.dataset_root, "--dataset-root").items()},
+        "results_root": Path(args.results) if args.results else None,
+        "overrides": _parse_assignments(args.set, "--set"),
+    }
+    cells = sweep_cells(args.protocol, args.detector, range(args.seed, args.seed + args.seeds))
+    report = run_sweep(cells, base, ray_address=args.ray, cpus_per_cell=args.cpus_per_cell,
+                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries,
+                       log=lambda msg: print(msg, flush=True))
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
 def cmd_datasets_check(args: argparse.Namespace) -> int:
     from dfbench.datasets.base import get_dataset
 
@@ -389,6 +418,24 @@ def build_parser() -> argparse.ArgumentParser:
     _allow_failures_option(p)
     common_run(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="the run matrix: protocols × detectors × seeds into one results store (optionally on Ray)")
+    p.add_argument("--protocol", nargs="+", required=True, help="one or more protocols (names or YAML paths)")
+    p.add_argument("--detector", nargs="+", required=True, help="one or more detectors")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, default=1, help="number of consecutive seeds per (protocol, detector)")
+    p.add_argument("--preset", default="mini", choices=["mini", "paper"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (each cell; on Ray a GPU cell sees its own GPU as cuda)")
+    p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")
+    p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="root of one dataset, repeatable")
+    p.add_argument("--results", help="results directory (on a shared file system when cells run on several nodes)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="detector config override for every cell, repeatable")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="run cells as Ray tasks: auto = the running cluster or a local one; "
+                                                         "ADDRESS = HOST:PORT of `ray start --head` (needs pip install -e '.[ray]')")
+    p.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray CPUs per cell (also its torch threads; default 1)")
+    p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray GPUs per cell (default 0)")
+    p.add_argument("--max-retries", type=int, default=2, help="Ray retries of a cell whose worker died (default 2)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="HTML + CSV + Markdown tables from every stored result")
     p.add_argument("--results", help="results directory")
