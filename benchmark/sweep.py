@@ -96,24 +96,30 @@ def _attempt_file(cell: Cell, base: dict[str, Any]) -> Path:
 
 
 def run_cell(cell: Cell, base: dict[str, Any], threads: int = 0) -> dict[str, Any]:
-    """One cell (``dfbench run`` for one seed, quietly); the same code in-process and in a Ray task.
-    Counts its attempts in ``<results>/.sweep`` so a retried cell is reported."""
+    """One cell (``dfbench run`` for one seed, quietly); the same code in-process and in a Ray task."""
     import torch
 
-    from dfbench.benchmark.results import atomic_write_bytes
     from dfbench.benchmark.runner import run
 
     if threads > 0:
         torch.set_num_threads(threads)
-    counter = _attempt_file(cell, base)
-    attempt = 1 + (int(counter.read_text()) if counter.exists() else 0)
-    atomic_write_bytes(counter, str(attempt).encode())
     started = time.perf_counter()
     rows = run(_request(cell, base))
-    return {"rows": len(rows), "wall_s": time.perf_counter() - started, "attempt": attempt}
+    return {"rows": len(rows), "wall_s": time.perf_counter() - started}
 
 
 CellFn = Callable[[Cell, dict[str, Any], int], dict[str, Any]]
+
+
+def counted(cell_fn: CellFn, cell: Cell, base: dict[str, Any], threads: int) -> dict[str, Any]:
+    """``cell_fn`` after counting this attempt in ``<results>/.sweep`` (a retried cell is reported;
+    "running" in the progress line = cells with an attempt started)."""
+    from dfbench.benchmark.results import atomic_write_bytes
+
+    counter = _attempt_file(cell, base)
+    attempt = 1 + (int(counter.read_text()) if counter.exists() else 0)
+    atomic_write_bytes(counter, str(attempt).encode())
+    return {**cell_fn(cell, base, threads), "attempt": attempt}
 
 
 def run_sweep(
@@ -157,7 +163,7 @@ def _sequential(todo, base, cpus, report: SweepReport, log, cell_fn: CellFn) -> 
     for cell in todo:
         log(f"sweep: done {len(report.done)}/{len(todo)}, running 1, failed {len(report.failed)}: {cell}")
         try:
-            out = cell_fn(cell, base, _threads(cpus))
+            out = counted(cell_fn, cell, base, _threads(cpus))
         except Exception as exc:  # reported like a failed Ray task; the other cells still run
             report.failed[cell] = _task_error(exc)
             continue
@@ -202,11 +208,11 @@ def _worker_env() -> dict[str, str]:
 
 def _on_ray(todo, base, address, cpus, gpus, max_retries, report: SweepReport, log, cell_fn: CellFn) -> None:
     ray = connect_ray(address)
-    task = ray.remote(cell_fn).options(
+    task = ray.remote(counted).options(
         num_cpus=cpus, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False,
         runtime_env={"env_vars": _worker_env()}, name="dfbench-cell",
     )
-    pending = {task.remote(cell, base, _threads(cpus)): cell for cell in todo}
+    pending = {task.remote(cell_fn, cell, base, _threads(cpus)): cell for cell in todo}
 
     def show() -> None:
         running = sum(_attempt_file(c, base).exists() for c in pending.values())

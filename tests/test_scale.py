@@ -1,0 +1,234 @@
+"""Beyond one process: DDP under torchrun (gloo, loopback), the run matrix sequentially and on
+a local Ray cluster, and concurrent writers of one crop-cache entry."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfbench.benchmark import distributed
+from dfbench.benchmark.cli import main
+from dfbench.benchmark.frames import SeededBatches
+
+TESTS = Path(__file__).parent
+TINY_PROTOCOL = """\
+name: tiny_scale
+version: 1
+description: one training, one test (scale tests)
+procedure: train_test
+metrics: [auc]
+frames: {train: 2, test: 2}
+trainings:
+  - name: c23
+    data: [{dataset: ffpp, methods: [NeuralTextures], reals: [youtube], qualities: [c23]}]
+tests:
+  - name: NT/c23
+    data: [{dataset: ffpp, methods: [NeuralTextures], reals: [youtube], qualities: [c23]}]
+"""
+# every cell short: one epoch of at most 3 steps at 32 px
+SHORT = {"epochs": 1, "max_steps_per_epoch": 3, "input_size": 32, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    from dfbench.datasets.synth import generate_ffpp_like
+
+    return generate_ffpp_like(tmp_path_factory.mktemp("synth") / "FaceForensics++", scale="tiny", seed=0, progress=False)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("DFBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DFBENCH_RESULTS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DFBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "tiny.yaml").write_text(TINY_PROTOCOL)
+    return tmp_path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- DDP: the data split
+def test_rank_shares_of_a_seeded_batch_make_the_single_process_batch() -> None:
+    whole = list(SeededBatches(50, 8, seed=7))
+    shares = []
+    for rank in range(3):
+        sampler = SeededBatches(50, 8, seed=7)
+        sampler.rank, sampler.world = rank, 3
+        shares.append(list(sampler))
+    assert len(whole) == 6 and all(len(s) == 6 for s in shares)
+    for k, batch in enumerate(whole):
+        assert [len(s[k]) for s in shares] == [3, 3, 2]  # np.array_split: contiguous, near-equal
+        assert np.array_equal(np.concatenate([s[k] for s in shares]), batch)
+
+
+def test_a_recipe_loaders_batch_is_cut_into_rank_shares(monkeypatch) -> None:
+    monkeypatch.setattr(distributed, "_CTX", distributed.DistContext(rank=1, world=2, local_rank=1, backend="gloo"))
+    batch = {"image": torch.arange(5 * 2).view(5, 2), "label": torch.tensor([10, 11, 12, 13, 14]), "qualities_names": ("raw",)}
+    (share,) = list(distributed._rank_slices([batch]))
+    assert share["label"].tolist() == [13, 14] and share["image"].tolist() == [[6, 7], [8, 9]]
+    assert share["qualities_names"] == ("raw",)  # not per frame: kept whole
+
+
+def test_without_torchrun_every_hook_is_the_identity() -> None:
+    assert distributed.active() is None and distributed.is_main()
+    g = [torch.ones(2), None]
+    assert distributed.average_gradients(g, [torch.zeros(2), torch.zeros(1)]) is not None
+    assert distributed.average_gradients(g, [torch.zeros(2), torch.zeros(1)])[1] is None
+    assert distributed.agree(0.25) == 0.25 and distributed.rank_device("cuda") == "cuda"
+    assert distributed.results_root(Path("/x")) == Path("/x")
+    loader, step = [1, 2], (lambda b: {})
+    assert distributed.epoch(None, loader, step) == (loader, step)
+
+
+# --------------------------------------------------------------------------- DDP: 2 gloo ranks
+@pytest.mark.slow  # one process, then torchrun with 2 (each imports torch); ~30 s CPU
+def test_two_rank_fit_equals_one_process_with_the_same_global_batch(tmp_path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(TESTS / "ddp_fit_worker.py"), str(one)], check=True, env=env, timeout=240)
+    done = _torchrun(str(TESTS / "ddp_fit_worker.py"), str(two))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("linear", "two_gen_bat", "qad", "dualflat"):
+        r0, r1 = (torch.load(two / f"{name}.rank{k}.pt") for k in (0, 1))
+        # every rank ends with the same weights and BatchNorm statistics (reduced, not drifted)
+        assert torch.equal(r0["params"], r1["params"]) and torch.equal(r0["buffers"], r1["buffers"]), name
+        single = torch.load(one / f"{name}.rank0.pt")
+        rel = float((r0["params"] - single["params"]).norm() / single["params"].norm())
+        if name == "linear":
+            # no BatchNorm and mean losses: gradient averaging over shares is the global-batch
+            # gradient; only float summation order differs (measured rel 6e-8)
+            assert rel < 1e-6
+        else:
+            # each rank normalises BatchNorm over its half batch (and QAD's HSIC / PIM's
+            # statistics are per share): close to, not equal to, one process (measured ≤ 0.016)
+            assert rel < 0.05, (name, rel)
+
+
+@pytest.mark.slow  # torchrun with 2 ranks of `dfbench run`, then the same run in-process; ~40 s CPU
+def test_dfbench_run_under_torchrun_writes_one_set_of_rows_close_to_one_process(env, tiny_root) -> None:
+    from dfbench.benchmark.results import ResultsStore
+
+    sets = [f"--set={s}" for s in ["epochs=2", "batch_size=8", "input_size=32"]]
+    args = ["run", "--protocol", str(env / "tiny.yaml"), "--detector", "erm", "--data-root", str(tiny_root),
+            "--no-progress", "--threads", "1", *sets]
+    done = _torchrun("-m", "dfbench", *args, "--results", str(env / "ddp"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("video-level AUC") == 1  # rank 1 prints nothing
+    ddp = ResultsStore(env / "ddp").read_all()
+    assert len(ddp) == 2 and set(ddp.level) == {"video", "frame"}  # one set of rows: 1 test × 2 levels
+    assert not list(Path("/tmp").glob("dfbench-rank1-*/tiny_scale"))  # rank 1's scratch removed
+    assert main([*args, "--results", str(env / "one")]) == 0
+    one = ResultsStore(env / "one").read_all()
+    key = ["test", "level", "metric"]
+    both = ddp.merge(one, on=key, suffixes=("_ddp", "_one"))
+    # per-rank BatchNorm statistics over half batches are the one difference (see above)
+    assert (both.value_ddp - both.value_one).abs().max() <= 0.05
+    # an interrupted / repeated DDP run resumes: the finished cell is not recomputed
+    again = _torchrun("-m", "dfbench", *args, "--results", str(env / "ddp"))
+    assert again.returncode == 0 and "already scored" in again.stdout
+    assert len(ResultsStore(env / "ddp").read_all()) == 2
+
+
+# --------------------------------------------------------------------------- sweep
+def _sweep_cells():
+    from dfbench.benchmark.sweep import sweep_cells
+
+    return sweep_cells(["tiny.yaml"], ["erm", "aug_noise"], [0, 1])
+
+
+def _base(env: Path, tiny_root: Path, results: str) -> dict:
+    return {"data_root": tiny_root, "results_root": env / results, "device": "cpu", "overrides": dict(SHORT)}
+
+
+def crash_first_attempt(cell, base, threads):
+    """A cell function whose first attempt of one cell dies like a killed worker."""
+    from dfbench.benchmark.sweep import run_cell
+
+    marker = Path(base["results_root"]).parent / "crashed-once"
+    if cell.detector == "aug_noise" and cell.seed == 1 and not marker.exists():
+        marker.write_text("x")
+        os._exit(1)  # no exception, no cleanup: the worker process is gone
+    return run_cell(cell, base, threads)
+
+
+def _video_aucs(results: Path) -> pd.DataFrame:
+    from dfbench.benchmark.results import ResultsStore
+
+    rows = ResultsStore(results).read_all()
+    rows = rows[(rows.metric == "auc")]
+    return rows.sort_values(["detector", "seed", "level"])[["detector", "seed", "level", "value"]].reset_index(drop=True)
+
+
+@pytest.mark.slow  # 4 short cells in-process, the same 4 as Ray tasks on 2 CPUs (one killed once)
+def test_sweep_on_a_local_ray_cluster_matches_the_sequential_sweep(env, tiny_root, monkeypatch) -> None:
+    ray = pytest.importorskip("ray", reason="the Ray tests need the optional extra: pip install -e '.[ray]'")
+    from dfbench.benchmark.sweep import run_sweep
+
+    monkeypatch.chdir(env)  # the cells name the protocol by a relative YAML path
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this file
+    cells = _sweep_cells()
+    seq_base = _base(env, tiny_root, "seq")
+    started = time.perf_counter()
+    seq = run_sweep(cells, seq_base, log=lambda m: None)
+    seq_wall = time.perf_counter() - started
+    assert len(seq.done) == 4 and not seq.failed
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        ray_base = {**seq_base, "results_root": env / "ray"}
+        lines: list[str] = []
+        started = time.perf_counter()
+        on_ray = run_sweep(cells, ray_base, ray_address="auto", max_retries=2, log=lines.append,
+                           cell_fn=crash_first_attempt)
+        ray_wall = time.perf_counter() - started
+        # a second sweep finds every cell complete and starts no task
+        again = run_sweep(cells, ray_base, ray_address="auto", log=lines.append, cell_fn=crash_first_attempt)
+    finally:
+        ray.shutdown()
+    print(f"\nsweep wall time: sequential {seq_wall:.1f} s, local Ray (2 CPUs) {ray_wall:.1f} s")
+    assert (env / "crashed-once").exists()  # the first attempt did die
+    assert sorted(map(str, on_ray.done)) == sorted(map(str, cells)) and not on_ray.failed
+    assert max(on_ray.attempts.values()) == 2 and "retried" in on_ray.summary()
+    assert any("running" in line and "failed 0" in line for line in lines)
+    assert len(again.skipped) == 4 and not again.done
+    a, b = _video_aucs(env / "seq"), _video_aucs(env / "ray")
+    assert len(a) == 8 and a[["detector", "seed"]].drop_duplicates().shape[0] == 4  # each cell once
+    pd.testing.assert_frame_equal(a, b)  # identical numbers: same code, 1 thread, CPU
+
+
+def test_sweep_without_ray_installed_is_one_error_line(env, monkeypatch, capsys) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert main(["sweep", "--protocol", "cross_quality", "--detector", "erm", "--ray", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: Ray is not installed") and 'pip install -e ".[ray]"' in err[0]
