@@ -224,6 +224,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one process) or a positive number of processes.")
+    ray_opts = _preprocess_ray(args)
     if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
         raise ConfigError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N.")
     device = resolve_device(args.device)  # a clear error when CUDA is asked for but absent
@@ -239,7 +240,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
                 "--protocol takes the videos, frames and crop size from the protocol and detector; "
                 "drop --dataset/--root/--frames/--size/--detect-size (use --data-root/--dataset-root for the data)."
             )
-        report = _preprocess_protocol(args, cache, device, progress)
+        report = _preprocess_protocol(args, cache, device, progress, ray_opts)
     else:
         if not (args.dataset and args.root):
             raise ConfigError("dfbench preprocess needs --protocol P, or --dataset NAME and --root DIR.")
@@ -255,7 +256,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         adapter = get_dataset(args.dataset, args.root)
         index = adapter.build_index()
         report = preprocess(index, cache=cache, params=params, adapter=adapter, progress=progress,
-                            workers=args.workers, device=device)
+                            workers=args.workers, device=device, **ray_opts)
         failures.add_rejected(adapter.rejected)
     if args.protocol or not progress:  # with progress, the dataset mode's preprocess() printed it
         print(report.summary())
@@ -263,7 +264,20 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return _finish(failures, args.allow_failures)
 
 
-def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool) -> Any:
+def _preprocess_ray(args: argparse.Namespace) -> dict[str, Any]:
+    """``--ray``: join the cluster now (a missing Ray or a wrong address fails before any work)."""
+    if args.ray is None:
+        if args.gpus_per_task is not None:
+            raise ConfigError("--gpus-per-task is a Ray resource request; add --ray auto|ADDRESS.")
+        return {}
+    from dfbench.benchmark.sweep import connect_ray
+
+    connect_ray(args.ray)
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else (1.0 if args.device.startswith("cuda") else 0.0)
+    return {"ray": args.ray, "ray_gpus": gpus}
+
+
+def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool, ray_opts: dict[str, Any]) -> Any:
     """Fill the entries ``dfbench run --protocol P --detector D --preset X`` reads."""
     from dfbench.benchmark.preprocess.warm import protocol_crop_jobs, warm_protocol
     from dfbench.benchmark.protocol import load_protocol
@@ -287,7 +301,7 @@ def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, prog
     skipped = resolver.require(spec)
     jobs = protocol_crop_jobs(spec, probe.requires, resolver.available, skipped)
     return warm_protocol(jobs, roots=resolver.roots, cache=cache, input_size=input_size,
-                         workers=args.workers, device=device, progress=progress)
+                         workers=args.workers, device=device, progress=progress, **ray_opts)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -474,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="one Ray task per reference-video group; the cache must be on a "
+                                                         "file system every node shares (needs pip install -e '.[ray]')")
+    p.add_argument("--gpus-per-task", type=float, default=None, help="with --ray: GPUs per task (default 1 with --device cuda, else 0)")
     p.add_argument("--no-progress", action="store_true")
     _allow_failures_option(p)
     p.set_defaults(func=cmd_preprocess)

@@ -61,7 +61,9 @@ class SweepReport:
 
 
 def sweep_cells(protocols: Sequence[str], detectors: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
-    """Protocol-major order (the order of the command line)."""
+    """Protocol-major order (the order of the command line). A protocol given as a YAML file
+    is named by its absolute path: a Ray worker does not start in this folder."""
+    protocols = [str(Path(p).resolve()) if Path(p).is_file() else p for p in protocols]
     return [Cell(p, d, int(s)) for p in protocols for d in detectors for s in seeds]
 
 
@@ -242,3 +244,18 @@ def _task_error(exc: BaseException) -> str:
         exc = cause
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+def ray_futures(address: str, calls: Sequence[tuple[Callable[..., Any], tuple]], *, gpus: float = 0.0,
+                max_retries: int = 2) -> list[Any]:
+    """``fn(*args)`` for each call as a one-CPU Ray task (``gpus`` GPUs each), as
+    ``concurrent.futures`` futures (what ``dfbench preprocess --workers`` collects)."""
+    ray = connect_ray(address)
+    remotes: dict[Any, Any] = {}
+    out = []
+    for fn, args in calls:
+        if fn not in remotes:
+            remotes[fn] = ray.remote(fn).options(num_cpus=1, num_gpus=gpus, max_retries=max_retries,
+                                                 runtime_env={"env_vars": _worker_env()})
+        out.append(remotes[fn].remote(*args).future())
+    return out

@@ -4,6 +4,7 @@ a local Ray cluster, and concurrent writers of one crop-cache entry."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -52,6 +53,17 @@ def env(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DFBENCH_CACHE", str(tmp_path / "cache"))
     (tmp_path / "tiny.yaml").write_text(TINY_PROTOCOL)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster for the module: 2 CPUs, loopback, no dashboard, no usage stats."""
+    ray = pytest.importorskip("ray", reason="the Ray tests need the optional extra: pip install -e '.[ray]'")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this file
+    yield ray
+    ray.shutdown()
 
 
 def _free_port() -> int:
@@ -181,13 +193,10 @@ def _video_aucs(results: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow  # 4 short cells in-process, the same 4 as Ray tasks on 2 CPUs (one killed once)
-def test_sweep_on_a_local_ray_cluster_matches_the_sequential_sweep(env, tiny_root, monkeypatch) -> None:
-    ray = pytest.importorskip("ray", reason="the Ray tests need the optional extra: pip install -e '.[ray]'")
+def test_sweep_on_a_local_ray_cluster_matches_the_sequential_sweep(env, tiny_root, monkeypatch, ray_cluster) -> None:
     from dfbench.benchmark.sweep import run_sweep
 
     monkeypatch.chdir(env)  # the cells name the protocol by a relative YAML path
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this file
     cells = _sweep_cells()
     seq_base = _base(env, tiny_root, "seq")
     started = time.perf_counter()
@@ -195,20 +204,16 @@ def test_sweep_on_a_local_ray_cluster_matches_the_sequential_sweep(env, tiny_roo
     seq_wall = time.perf_counter() - started
     assert len(seq.done) == 4 and not seq.failed
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    try:
-        ray_base = {**seq_base, "results_root": env / "ray"}
-        lines: list[str] = []
-        started = time.perf_counter()
-        on_ray = run_sweep(cells, ray_base, ray_address="auto", max_retries=2, log=lines.append,
-                           cell_fn=crash_first_attempt)
-        ray_wall = time.perf_counter() - started
-        # a second sweep finds every cell complete and starts no task
-        again = run_sweep(cells, ray_base, ray_address="auto", log=lines.append, cell_fn=crash_first_attempt)
-    finally:
-        ray.shutdown()
+    ray_base = {**seq_base, "results_root": env / "ray"}
+    lines: list[str] = []
+    started = time.perf_counter()
+    on_ray = run_sweep(cells, ray_base, ray_address="auto", max_retries=2, log=lines.append, cell_fn=crash_first_attempt)
+    ray_wall = time.perf_counter() - started
+    # a second sweep finds every cell complete and starts no task
+    again = run_sweep(cells, ray_base, ray_address="auto", log=lines.append, cell_fn=crash_first_attempt)
     print(f"\nsweep wall time: sequential {seq_wall:.1f} s, local Ray (2 CPUs) {ray_wall:.1f} s")
     assert (env / "crashed-once").exists()  # the first attempt did die
+    assert not on_ray.failed, on_ray.summary()
     assert sorted(map(str, on_ray.done)) == sorted(map(str, cells)) and not on_ray.failed
     assert max(on_ray.attempts.values()) == 2 and "retried" in on_ray.summary()
     assert any("running" in line and "failed 0" in line for line in lines)
@@ -232,3 +237,56 @@ def test_sweep_without_ray_installed_is_one_error_line(env, monkeypatch, capsys)
     assert main(["sweep", "--protocol", "cross_quality", "--detector", "erm", "--ray", "auto"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: Ray is not installed") and 'pip install -e ".[ray]"' in err[0]
+
+
+# --------------------------------------------------------------------------- preprocessing on Ray
+def _write_many(root: str, payload: int, start, n: int) -> None:
+    from dfbench.benchmark.preprocess.cache import CropCache
+
+    cache = CropCache(root)
+    start.wait()
+    for _ in range(n):
+        cache.put("crops", "same-entry", {"frames": np.full((4, 8, 8, 3), payload, np.uint8)})
+
+
+def test_two_processes_writing_one_cache_entry_leave_one_valid_entry(tmp_path) -> None:
+    import multiprocessing as mp
+
+    from dfbench.benchmark.preprocess.cache import CropCache
+
+    ctx = mp.get_context("fork")  # the writers need numpy only
+    start = ctx.Event()
+    procs = [ctx.Process(target=_write_many, args=(str(tmp_path), k, start, 40)) for k in (1, 2)]
+    for p in procs:
+        p.start()
+    start.set()
+    cache = CropCache(tmp_path)
+    reads = 0
+    while any(p.is_alive() for p in procs):  # a reader meanwhile never sees a torn entry
+        entry = cache.get("crops", "same-entry")
+        if entry is not None:
+            assert np.unique(entry["frames"]).tolist() in ([1], [2])
+            reads += 1
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    entry = cache.get("crops", "same-entry")
+    assert entry is not None and np.unique(entry["frames"]).tolist() in ([1], [2])
+    assert cache.stats.corrupt == []
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert len(files) == 1 and not files[0].name.startswith(".tmp-")  # no temp file left
+
+
+@pytest.mark.slow  # MTCNN on the tiny set, as Ray tasks and then in-process
+def test_preprocess_on_ray_fills_the_entries_one_process_would(env, tiny_root, capsys, ray_cluster) -> None:
+    args = ["preprocess", "--dataset", "ffpp", "--root", str(tiny_root), "--frames", "2", "--size", "32",
+            "--no-progress", "--device", "cpu"]
+    assert main([*args, "--ray", "auto"]) == 0
+    out = capsys.readouterr().out
+    files = sorted((env / "cache").rglob("*.npz"))
+    assert files and "0 from the cache" in out and "0 failed" in out
+    assert not list((env / "cache").rglob(".tmp-*"))
+    built = re.search(r"Preprocessed (\d+) videos", out).group(1)
+    assert f"0 from the cache, {built} built" in out
+    assert main(args) == 0  # one process now finds every entry the Ray tasks wrote
+    assert f"{built} from the cache, 0 built" in capsys.readouterr().out
