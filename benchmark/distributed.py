@@ -40,6 +40,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -134,7 +135,11 @@ def results_root(root: Path) -> Path:
     if is_main():
         return Path(root)
     if _SCRATCH is None:
-        _SCRATCH = Path(tempfile.mkdtemp(prefix=f"dfbench-rank{_CTX.rank}-"))
+        # one name per (job port, results root, rank): a killed run's leftover (no atexit on
+        # SIGKILL/SIGTERM) is reused and removed by the run that resumes it
+        tag = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
+        _SCRATCH = Path(tempfile.gettempdir()) / f"dfbench-rank{_CTX.rank}-{os.environ.get('MASTER_PORT', '0')}-{tag}"
+        _SCRATCH.mkdir(parents=True, exist_ok=True)
     return _SCRATCH
 
 
