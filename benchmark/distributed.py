@@ -125,6 +125,9 @@ def rank_device(device: str) -> str:
     """``cuda`` → this rank's GPU (``cuda:LOCAL_RANK``) under torchrun; anything else unchanged."""
     if _CTX is not None and device == "cuda":
         return f"cuda:{_CTX.local_rank}"
+    if _CTX is not None and device.startswith("cuda:"):
+        raise ConfigError(f"--device {device} under torchrun would put every rank on one GPU; use --device cuda "
+                          f"(rank k trains on cuda:LOCAL_RANK) and CUDA_VISIBLE_DEVICES to choose the GPUs.")
     return device
 
 

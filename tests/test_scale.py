@@ -103,6 +103,15 @@ def test_a_recipe_loaders_batch_is_cut_into_rank_shares(monkeypatch) -> None:
     assert share["qualities_names"] == ("raw",)  # not per frame: kept whole
 
 
+def test_under_torchrun_cuda_is_the_ranks_own_gpu(monkeypatch) -> None:
+    from dfbench.benchmark.errors import ConfigError
+
+    monkeypatch.setattr(distributed, "_CTX", distributed.DistContext(rank=3, world=4, local_rank=1, backend="nccl"))
+    assert distributed.rank_device("cuda") == "cuda:1" and distributed.rank_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="every rank on one GPU"):
+        distributed.rank_device("cuda:0")
+
+
 def test_without_torchrun_every_hook_is_the_identity() -> None:
     assert distributed.active() is None and distributed.is_main()
     g = [torch.ones(2), None]
