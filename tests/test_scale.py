@@ -327,3 +327,16 @@ def test_preprocess_on_ray_fills_the_entries_one_process_would(env, tiny_root, c
     assert f"0 from the cache, {built} built" in out
     assert main(args) == 0  # one process now finds every entry the Ray tasks wrote
     assert f"{built} from the cache, 0 built" in capsys.readouterr().out
+
+
+def test_sweep_cli_sequential_resumes_and_the_leaderboard_reads_it(env, tiny_root, capsys) -> None:
+    args = ["sweep", "--protocol", str(env / "tiny.yaml"), "--detector", "erm", "--seeds", "1",
+            "--data-root", str(tiny_root), "--device", "cpu", "--results", str(env / "runs"),
+            *[f"--set={k}={v}" for k, v in SHORT.items()]]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "sweep: done 0/1, running 1, failed 0" in out and "sweep: 1 cell(s) run, 0 already complete, 0 failed" in out
+    assert main(args) == 0  # every cell complete: nothing runs
+    assert "sweep: 0 cell(s) run, 1 already complete" in capsys.readouterr().out
+    assert main(["leaderboard", "--results", str(env / "runs"), "--out", str(env / "board")]) == 0
+    assert any((env / "board").iterdir())
