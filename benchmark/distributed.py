@@ -121,6 +121,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+@contextlib.contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Rank 0 runs the block (generating the embedded data, clearing the cache) before the others."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
+
+
 def rank_device(device: str) -> str:
     """``cuda`` → this rank's GPU (``cuda:LOCAL_RANK``) under torchrun; anything else unchanged."""
     if _CTX is not None and device == "cuda":

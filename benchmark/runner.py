@@ -114,7 +114,9 @@ class DataResolver:
         self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets())
         self.roots.update({k: Path(v) for k, v in request.dataset_roots.items()})
         cache_root = get_settings().cache
-        if request.rebuild_cache and cache_root.exists():
+        from dfbench.benchmark import distributed
+
+        if request.rebuild_cache and cache_root.exists() and distributed.is_main():  # not under other ranks' feet
             shutil.rmtree(cache_root)
         self.cache = CropCache(cache_root)
         self._memo: OrderedDict[tuple, FrameSet] = OrderedDict()
@@ -215,7 +217,8 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     config = probe.get_config()
     # before any data work: a paper preset's ImageNet weights (or --weights) must be on disk
     init = probe.init_provenance()
-    resolver = DataResolver(request, spec, config.input_size)
+    with distributed.rank_zero_first():  # under torchrun: one rank generates data / clears the cache
+        resolver = DataResolver(request, spec, config.input_size)
     if failures is not None:
         resolver.failures = failures
     skipped = resolver.require(spec)
