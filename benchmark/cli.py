@@ -1,6 +1,7 @@
 """The ``dfbench`` command line.
 
   dfbench run --protocol cross_quality --detector erm           # embedded data, CPU ok
+  dfbench sweep --protocol P [P ...] --detector D [D ...] --seeds K [--ray auto|ADDRESS]
   dfbench leaderboard                                           # HTML + CSV + Markdown
   dfbench check [--protocol P --detector D]                     # regression check vs reference AUCs
   dfbench preprocess --protocol cross_quality [--preset paper]    # warm the run's crop cache
@@ -135,6 +136,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DfbenchError:
         _print_failures(failures, only_if_any=True)
         raise
+    from dfbench.benchmark import distributed
+
+    if not distributed.is_main():
+        return 0  # torchrun: rank 0 prints the tables and the failure summary
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
@@ -230,6 +235,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ConfigError("--workers must be 0 (one process) or a positive number of processes.")
+    ray_opts = _preprocess_ray(args)
     if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
         raise ConfigError(f"--device {args.device!r} is not one of auto, cpu, cuda, cuda:N.")
     device = resolve_device(args.device)  # a clear error when CUDA is asked for but absent
@@ -245,7 +251,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
                 "--protocol takes the videos, frames and crop size from the protocol and detector; "
                 "drop --dataset/--root/--frames/--size/--detect-size (use --data-root/--dataset-root for the data)."
             )
-        report = _preprocess_protocol(args, cache, device, progress)
+        report = _preprocess_protocol(args, cache, device, progress, ray_opts)
     else:
         if not (args.dataset and args.root):
             raise ConfigError("dfbench preprocess needs --protocol P, or --dataset NAME and --root DIR.")
@@ -261,7 +267,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         adapter = get_dataset(args.dataset, args.root)
         index = adapter.build_index()
         report = preprocess(index, cache=cache, params=params, adapter=adapter, progress=progress,
-                            workers=args.workers, device=device)
+                            workers=args.workers, device=device, **ray_opts)
         failures.add_rejected(adapter.rejected)
     if args.protocol or not progress:  # with progress, the dataset mode's preprocess() printed it
         print(report.summary())
@@ -269,7 +275,20 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return _finish(failures, args.allow_failures)
 
 
-def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool) -> Any:
+def _preprocess_ray(args: argparse.Namespace) -> dict[str, Any]:
+    """``--ray``: join the cluster now (a missing Ray or a wrong address fails before any work)."""
+    if args.ray is None:
+        if args.gpus_per_task is not None:
+            raise ConfigError("--gpus-per-task is a Ray resource request; add --ray auto|ADDRESS.")
+        return {}
+    from dfbench.benchmark.sweep import connect_ray
+
+    connect_ray(args.ray)
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else (1.0 if args.device.startswith("cuda") else 0.0)
+    return {"ray": args.ray, "ray_gpus": gpus}
+
+
+def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, progress: bool, ray_opts: dict[str, Any]) -> Any:
     """Fill the entries ``dfbench run --protocol P --detector D --preset X`` reads."""
     from dfbench.benchmark.preprocess.warm import protocol_crop_jobs, warm_protocol
     from dfbench.benchmark.protocol import load_protocol
@@ -293,7 +312,35 @@ def _preprocess_protocol(args: argparse.Namespace, cache: Any, device: str, prog
     skipped = resolver.require(spec)
     jobs = protocol_crop_jobs(spec, probe.requires, resolver.available, skipped)
     return warm_protocol(jobs, roots=resolver.roots, cache=cache, input_size=input_size,
-                         workers=args.workers, device=device, progress=progress)
+                         workers=args.workers, device=device, progress=progress, **ray_opts)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Every (protocol, detector, seed) cell into one results store; sequential or on Ray."""
+    from dfbench.benchmark.sweep import connect_ray, run_sweep, sweep_cells
+
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be 1 or more.")
+    if args.cpus_per_cell <= 0 or args.gpus_per_cell < 0 or args.max_retries < 0:
+        raise ConfigError("--cpus-per-cell must be > 0, --gpus-per-cell and --max-retries >= 0.")
+    if args.ray is None and args.gpus_per_cell:
+        raise ConfigError("--gpus-per-cell is a Ray resource request; add --ray auto|ADDRESS (or use --device for a sequential sweep).")
+    if args.ray is not None:
+        connect_ray(args.ray)  # a missing Ray or a wrong address fails before any cell
+    base = {
+        "preset": args.preset,
+        "device": args.device,
+        "data_root": Path(args.data_root) if args.data_root else None,
+        "dataset_roots": {k: Path(str(v)) for k, v in _parse_assignments(args.dataset_root, "--dataset-root").items()},
+        "results_root": Path(args.results) if args.results else None,
+        "overrides": _parse_assignments(args.set, "--set"),
+    }
+    cells = sweep_cells(args.protocol, args.detector, range(args.seed, args.seed + args.seeds))
+    report = run_sweep(cells, base, ray_address=args.ray, cpus_per_cell=args.cpus_per_cell,
+                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries,
+                       log=lambda msg: print(msg, flush=True))
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def cmd_datasets_check(args: argparse.Namespace) -> int:
@@ -545,6 +592,24 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("sweep", help="the run matrix: protocols × detectors × seeds into one results store (optionally on Ray)")
+    p.add_argument("--protocol", nargs="+", required=True, help="one or more protocols (names or YAML paths)")
+    p.add_argument("--detector", nargs="+", required=True, help="one or more detectors")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, default=1, help="number of consecutive seeds per (protocol, detector)")
+    p.add_argument("--preset", default="mini", choices=["mini", "paper"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (each cell; on Ray a GPU cell sees its own GPU as cuda)")
+    p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")
+    p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="root of one dataset, repeatable")
+    p.add_argument("--results", help="results directory (on a shared file system when cells run on several nodes)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="detector config override for every cell, repeatable")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="run cells as Ray tasks: auto = the running cluster or a local one; "
+                                                         "ADDRESS = HOST:PORT of `ray start --head` (needs pip install -e '.[ray]')")
+    p.add_argument("--cpus-per-cell", type=float, default=1.0, help="Ray CPUs per cell (also its torch threads; default 1)")
+    p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray GPUs per cell (default 0)")
+    p.add_argument("--max-retries", type=int, default=2, help="Ray retries of a cell whose worker died (default 2)")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("leaderboard", help="HTML + CSV + Markdown tables from every stored result")
     p.add_argument("--results", help="results directory")
     p.add_argument("--out", help="output folder (default: beside the results directory)")
@@ -582,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="one Ray task per reference-video group; the cache must be on a "
+                                                         "file system every node shares (needs pip install -e '.[ray]')")
+    p.add_argument("--gpus-per-task", type=float, default=None, help="with --ray: GPUs per task (default 1 with --device cuda, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _allow_failures_option(p)
     p.set_defaults(func=cmd_preprocess)

@@ -165,7 +165,13 @@ class SeededBatches(Sampler):
     The order depends only on (n, batch_size, seed): a resumed fit sees the batches an
     uninterrupted one does, whatever the number of DataLoader workers. ``seed`` may be
     changed between epochs (a persistent DataLoader keeps its sampler object).
+
+    ``rank`` / ``world`` (set by ``dfbench.benchmark.distributed`` under torchrun): each
+    batch is the rank's contiguous share of the same global batch.
     """
+
+    rank: int = 0
+    world: int = 1
 
     def __init__(self, n: int, batch_size: int, seed: int = 0, *, shuffle: bool = True, drop_last: bool = True) -> None:
         self.n, self.batch_size, self.seed, self.shuffle = int(n), int(batch_size), int(seed), shuffle
@@ -181,7 +187,8 @@ class SeededBatches(Sampler):
         else:
             order = np.arange(self.n)
         for i in range(len(self)):
-            yield order[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield batch if self.world == 1 else np.array_split(batch, self.world)[self.rank]
 
 
 class FrameBatches(Dataset):

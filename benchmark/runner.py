@@ -117,7 +117,9 @@ class DataResolver:
         self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets(), progress=request.progress)
         self.roots.update({k: Path(v) for k, v in request.dataset_roots.items()})
         cache_root = get_settings().cache
-        if request.rebuild_cache and cache_root.exists():
+        from dfbench.benchmark import distributed
+
+        if request.rebuild_cache and cache_root.exists() and distributed.is_main():  # not under other ranks' feet
             shutil.rmtree(cache_root)
         self.cache = CropCache(cache_root)
         self._memo: OrderedDict[tuple, FrameSet] = OrderedDict()
@@ -207,26 +209,34 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
     ``failures`` (optional) receives every rejected dataset entry and failed video of the
     data the run loaded, also when the run stops with an error (the CLI prints its summary).
     """
+    from dfbench.benchmark import distributed
     from dfbench.benchmark.environment import environment_info
-    from dfbench.benchmark.logs import run_log
+    from dfbench.benchmark.logs import console_logging, run_log
     from dfbench.benchmark.plugins import plugin_identity
     from dfbench.benchmark.progress import ProgressReporter
     from dfbench.benchmark.results import ResultsStore
 
+    distributed.init_from_env()  # under torchrun: join the process group (no-op otherwise)
     spec, probe, device = validate_request(request)
+    device = distributed.rank_device(device)
     procedure = PROCEDURES.get(spec.procedure)
     config = probe.get_config()
     # before any data work: a paper preset's ImageNet weights (or --weights) must be on disk
     init = probe.init_provenance()
-    resolver = DataResolver(request, spec, config.input_size)
+    with distributed.rank_zero_first():  # under torchrun: one rank generates data / clears the cache
+        resolver = DataResolver(request, spec, config.input_size)
     if failures is not None:
         resolver.failures = failures
     skipped = resolver.require(spec)
+    main = distributed.is_main()  # other torchrun ranks run silently into a scratch store
+    if not main:
+        console_logging(logging.WARNING)  # their epoch lines would repeat rank 0's in the terminal
     # quiet: the runner's messages go to DEBUG (hidden in the terminal), epoch lines stay
     log = logger.debug if request.quiet else logger.info
     for name in skipped:
         log(f"note: optional test {name!r} skipped: its data is not available (supply it with --data-root).")
-    store = ResultsStore(request.results_root or get_settings().results)
+    main_store = ResultsStore(request.results_root or get_settings().results)
+    store = ResultsStore(distributed.results_root(main_store.root))
     env = environment_info(device)
     all_rows = []
     for seed in request.seeds:
@@ -249,6 +259,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             **plugin_identity(request.detector),
             "trained_here": True,
         }
+        distributed.mirror_run_dir(main_store.run_dir(spec.name, request.detector, config.backbone, request.preset, seed), run_dir)
         _check_resume(store, run_dir, meta, request.fresh)
         # a resumed run reuses cells scored without the inputs that failed then: report them again
         resolver.failures.merge_json(store.read_run_meta(run_dir) or {})
@@ -260,7 +271,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "protocol_detector_settings": spec.detector_settings(request.detector), "weights_file": init["weights_file"],
             "roots": {k: str(v) for k, v in resolver.roots.items()},
         })
-        with run_log(run_dir), ProgressReporter(enabled=request.progress) as progress:
+        with run_log(run_dir), ProgressReporter(enabled=request.progress and main) as progress:
             log(f"run {spec.name} × {request.detector} ({config.backbone}, {request.preset}), seed {seed}: {run_dir}")
             ctx = RunContext(
                 spec=spec,
@@ -286,6 +297,7 @@ def run(request: RunRequest, *, failures: FailureLog | None = None) -> pd.DataFr
             "model_data_fingerprints": ctx.model_fingerprints,
             **resolver.failures.to_json(),
         })
+        distributed.barrier()  # rank 0's rows are complete before any rank returns
         rows = store.read_run(run_dir)
         all_rows.append(rows)
         with run_log(run_dir):  # the closing line belongs in the run's log too

@@ -51,6 +51,7 @@ from pydantic import (
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dfbench.benchmark import distributed
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.frames import FrameBatches, FrameSet, SeededBatches
 from dfbench.benchmark.metrics import auc, video_level
@@ -314,6 +315,7 @@ class Detector:
             if self._amp_dtype() == torch.float16:
                 scaler = self._scalers.setdefault(name, torch.amp.GradScaler(self.device.type))
                 scaler.scale(loss).backward()
+                distributed.reduce_before_scaler(opt)  # every rank skips (or takes) the same steps
                 scaler.step(opt)
                 scaler.update()
             else:
@@ -451,7 +453,8 @@ class Detector:
                 logger.info("resuming %s from %s: %d of %d epochs done", self.name, ckpt_path, start_epoch, self.config.epochs)
             else:
                 logger.info("ignoring %s: it was written for another config or seed; training from epoch 1", ckpt_path)
-        with self._fit_loaders():
+        # under torchrun: rank 0's weights everywhere, gradients averaged at every optimiser step
+        with self._fit_loaders(), distributed.training(self):
             self._run_epochs(train, val, seed, start_epoch, report, best_state, ckpt_path, progress)
         report.wall_time_s = time.perf_counter() - started
         return report
@@ -472,7 +475,7 @@ class Detector:
             report.epoch_train_s.append(time.perf_counter() - epoch_start)
             val_scores = self.predict(val)
             videos = video_level(val.meta, val_scores)
-            val_auc = auc(videos["label"].to_numpy(), videos["score"].to_numpy())
+            val_auc = distributed.agree(auc(videos["label"].to_numpy(), videos["score"].to_numpy()))
             logs.update(epoch=epoch, val_video_auc=val_auc)
             report.history.append(logs)
             logger.info(epoch_line(epoch, self.config.epochs, logs, self.current_lr(), time.perf_counter() - epoch_start))
@@ -504,8 +507,10 @@ class Detector:
         loader = self.train_loader(train, seed, epoch)
         total = len(loader) if not self.config.max_steps_per_epoch else min(len(loader), self.config.max_steps_per_epoch)
         label = f"epoch {epoch + 1}/{self.config.epochs}"
+        # under torchrun: this rank's share of each global batch (identity in one process)
+        loader, step = distributed.epoch(self, loader, self.amp_training_step)
         return run_epoch(
-            loader, self.amp_training_step, total,
+            loader, step, total,
             None if progress is None else (lambda step: progress(label, step, total)),
         )
 

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfbench.benchmark import distributed
 from dfbench.benchmark.errors import ConfigError
 from dfbench.detectors.base import Detector, DetectorConfig
 
@@ -271,6 +272,8 @@ class GradientRegularization(Detector):
             deltas = []
         wanted = (params if need_weight_grad else []) + deltas
         grads = torch.autograd.grad(loss, wanted, allow_unused=True)
+        # under torchrun: SAM's ε and PIM's Δ follow the global batch's gradient (identity in one process)
+        grads = distributed.average_gradients(grads, wanted)
         grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wanted, grads)]
         g1 = grads[: len(params)] if need_weight_grad else []
         logs: dict[str, float | torch.Tensor] = {"loss": loss.detach()}

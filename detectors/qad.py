@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dfbench.benchmark import distributed
 from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FrameSet
 from dfbench.detectors.base import Detector, DetectorConfig, make_optimizer
@@ -224,6 +225,8 @@ class AdversarialWeightPerturbation:
     def perturbation(self, loss: torch.Tensor) -> list[torch.Tensor]:
         """φ* for the loss at the current weights (gradient ascent direction, then Π)."""
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        # under torchrun the ascent direction is the global batch's (identity in one process)
+        grads = distributed.average_gradients(grads, self.params)
         phis = []
         # written without a host-side branch (no device sync per layer): a zero gradient or
         # zero weights give φ = 0 through the arithmetic, and Π is a multiply by 1 inside the ball

@@ -429,12 +429,18 @@ def ensure_crops(
     device: str = "cpu",
     keep: bool = False,
     frames_are_crops: bool | None = None,
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
 ) -> tuple[PreprocessReport, dict[str, dict[str, np.ndarray]]]:
     """Make sure every row of ``index`` has a crop entry; returns the report and, with
     ``keep``, the entries of the successful videos (video_id → arrays), read once.
 
     ``frames_are_crops``: whether the rows are face-crop sequences (no detection); None =
-    ask each row's dataset adapter (its ``frames_are_crops`` attribute)."""
+    ask each row's dataset adapter (its ``frames_are_crops`` attribute).
+
+    ``ray`` (``auto`` or a cluster address): each reference group (and each crop-sequence
+    archive) is one Ray task writing into the same cache folder, which must then be on a
+    file system every node shares; ``ray_gpus`` is each task's GPU request."""
     start = time.perf_counter()
     report = PreprocessReport(total=len(index))
     entries: dict[str, dict[str, np.ndarray]] = {}
@@ -497,7 +503,13 @@ def ensure_crops(
     n_todo = sum(len(g.members) for g in groups.values()) + sum(len(b.members) for b in batches.values())
     with _progress(progress, n_todo) as advance:
         results: Iterable[tuple[list[_Outcome], bool]]
-        if workers > 1 and len(groups) + len(batches) > 1:
+        if ray is not None and groups.keys() | batches.keys():
+            from dfbench.benchmark.sweep import ray_futures
+
+            futures = ray_futures(ray, [(_worker, (g, str(cache.root), params, device, rebuild)) for g in groups.values()]
+                                  + [(_sequence_worker, (b, str(cache.root), params)) for b in batches.values()], gpus=ray_gpus)
+            _tally(_collect(futures, advance), report, entries, cache, keep)
+        elif workers > 1 and len(groups) + len(batches) > 1:
             ctx = get_context("spawn")  # no fork: torch's thread pools do not survive fork
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
                 futures = [
@@ -613,13 +625,15 @@ def preprocess(
     progress: bool = True,
     workers: int = 0,
     device: str = "cpu",
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
 ) -> PreprocessReport:
     """Fill the crop cache for every video of ``index`` and print a summary.
 
     ``adapter`` (a DatasetAdapter) supplies ``real_methods`` and ``qualities``; without one,
     pass them. ``pool``: the index references are looked up in when ``index`` is a slice.
     ``rebuild`` ignores existing entries. ``workers`` > 1 spreads reference groups over
-    that many processes.
+    that many processes; ``ray`` spreads them over a Ray cluster (see ``ensure_crops``).
     """
     frames_are_crops = None
     if adapter is not None:
@@ -640,6 +654,8 @@ def preprocess(
         workers=workers,
         device=device,
         frames_are_crops=frames_are_crops,
+        ray=ray,
+        ray_gpus=ray_gpus,
     )
     if progress:
         from rich.console import Console

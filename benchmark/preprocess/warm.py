@@ -82,6 +82,8 @@ def warm_protocol(
     workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    ray: str | None = None,
+    ray_gpus: float = 0.0,
 ) -> PreprocessReport:
     """Fill the entries of ``jobs`` (see the module docstring); one combined report."""
     from dfbench.benchmark.data import dataset_index
@@ -107,6 +109,8 @@ def warm_protocol(
             progress=progress,
             workers=workers,
             device=device,
+            ray=ray,
+            ray_gpus=ray_gpus,
         )
         total.total += report.total
         total.cached += report.cached
