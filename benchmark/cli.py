@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", nargs="+", required=True, help="one or more detectors")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--seeds", type=int, default=1, help="number of consecutive seeds per (protocol, detector)")
-    p.add_argument("--preset", default="mini", choices=["mini", "paper"])
+    p.add_argument("--preset", default="mini", choices=["mini", "paper"], help="mini: embedded data, CPU minutes; paper: paper settings (every cell)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (each cell; on Ray a GPU cell sees its own GPU as cuda)")
     p.add_argument("--data-root", help="folder holding the real datasets (default: embedded synthetic benchmark)")
     p.add_argument("--dataset-root", action="append", default=[], metavar="NAME=PATH", help="root of one dataset, repeatable")
