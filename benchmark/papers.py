@@ -37,7 +37,6 @@ TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
 TABLE_REASONS: dict[tuple[str, str], str] = {
     ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
     ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
-    ("big_arts", "Table 4"): "setting not implemented: training on FF++ Deepfakes only at c23 (no protocol has it)",
     ("qad", "Table 5"): "setting not stated: test quality and compression not given (presumably Table 1's; not assumed)",
 }
 
@@ -74,6 +73,9 @@ PAPER_BACKBONES: dict[str, str | None] = {
     "MesoInception4": None,
     "F3-Net": None,
     "TSN": None,
+    # two_gen_bat Table VI's other base models: attention-based architectures of their own papers
+    "Stehouwer et al.": None,
+    "Zhao et al. (MAT)": None,
 }
 
 # Counts every result row carries beside its metrics (benchmark.metrics.error_counts).

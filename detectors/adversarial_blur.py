@@ -470,3 +470,8 @@ register_detector("two_gen_bat", TwoGenBAT, description="Blurring adversarial tr
 register_detector("combined_at", CombinedAT, description="Two-Gen-BAT blur followed by FGSM (Fig. 3)", paper=PAPER, paper_methods=("Combined AT",))
 register_detector("grad_aat_3step", GradAAT, description="Iterative FGSM, 3 steps (App. C)", paper=PAPER, paper_methods=("Grad-AAT (3-step)",), attack_steps=3)
 register_detector("grad_bat_3step", GradBAT, description="Gradient blurring, 3 steps of Eq. 6 (App. C)", paper=PAPER, paper_methods=("Grad-BAT (3-step)",), attack_steps=3)
+# App. D, Tables XV/XVI: Two-Gen-BAT trained with a smaller blur kernel k (Eq. 4-5), all else as
+# Tables I/II (k = 9 is `two_gen_bat` itself).
+register_detector("two_gen_bat_k3", TwoGenBAT, description="Two-Gen-BAT with kernel size k=3 (App. D, Tables XV-XVI)", paper=PAPER, paper_methods=("Two-Gen-BAT (k=3)",), kernel_size=3)
+register_detector("two_gen_bat_k5", TwoGenBAT, description="Two-Gen-BAT with kernel size k=5 (App. D, Tables XV-XVI)", paper=PAPER, paper_methods=("Two-Gen-BAT (k=5)",), kernel_size=5)
+register_detector("two_gen_bat_k7", TwoGenBAT, description="Two-Gen-BAT with kernel size k=7 (App. D, Tables XV-XVI)", paper=PAPER, paper_methods=("Two-Gen-BAT (k=7)",), kernel_size=7)

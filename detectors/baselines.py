@@ -153,10 +153,12 @@ class TraditionalAugmentation(ERM):
 
 
 # "ERM [x3]": QAD Table 3's per-quality baseline (quality_aware); "Rössler et al. (Xception)": the
-# FF++ paper's plain Xception classifier, QAD Tables 1-2 (trained on raw+c23+c40 together).
+# FF++ paper's plain Xception classifier, QAD Tables 1-2 (trained on raw+c23+c40 together);
+# big_arts prints the same classifier as "XceptionNet [11]", retrained "using their released
+# codes" (Sec. 4.2), i.e. ERM with --backbone legacy_xception.
 register_detector(
     "erm", ERM, description="plain cross-entropy (ERM) on any timm backbone", paper="baseline",
-    paper_methods=("ERM", "ERM [x3]", "Rössler et al. (Xception)"),
+    paper_methods=("ERM", "ERM [x3]", "Rössler et al. (Xception)", "big_arts:XceptionNet"),
 )
 register_detector("aug_noise", TraditionalAugmentation, augmentations=("noise",), description="ERM + Gaussian noise (App. E)", paper="two_gen_bat", paper_methods=("Gaussian Noise",))
 register_detector("aug_blur", TraditionalAugmentation, augmentations=("blur",), description="ERM + Gaussian blur, k=9 (App. E)", paper="two_gen_bat", paper_methods=("Gaussian Blur",))

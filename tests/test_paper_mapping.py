@@ -125,8 +125,9 @@ def test_cross_dataset_does_not_claim_big_arts_table_4(ref: pd.DataFrame, covera
     assert not any(c.paper == "big_arts" for c in protocol_paper_cells("cross_dataset"))
     assert "big_arts 4" not in load_protocol("cross_dataset").paper_tables
     table4 = coverage[(coverage["paper"] == "big_arts") & (coverage["table"] == "Table 4")]
-    assert not table4["covered"].any()
-    assert table4["reason"].str.contains("FF++ Deepfakes only", regex=False).all()
+    # ffpp_deepfakes (FF++ Deepfakes c23 only) is the protocol that reproduces it
+    assert not table4["covered_by"].str.contains("cross_dataset", regex=False).any()
+    assert set(table4.loc[table4["covered"], "covered_by"].str.split(" ").str[0]) == {"ffpp_deepfakes"}
 
 
 # --------------------------------------------------------------------------- declarations
