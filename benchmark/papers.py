@@ -37,7 +37,6 @@ TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
 TABLE_REASONS: dict[tuple[str, str], str] = {
     ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
     ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
-    ("qad", "Table 5"): "setting not stated: test quality and compression not given (presumably Table 1's; not assumed)",
 }
 
 # The reference CSV's dataset names → the dataset adapter that reads them.

@@ -49,6 +49,7 @@ from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.detectors.base import Detector, DetectorConfig, register_detector
+from dfbench.detectors.pim_augment import pim_augment
 
 PAPER = "pim (Guan et al., TIFS 2024)"
 
@@ -64,6 +65,8 @@ class GradientRegularizationConfig(DetectorConfig):
     r_prime: float = 0.05  # Eq. 14 approximation scalar: ‖ε‖₂ = r′ (SAM's ρ)
     pim_layers: str = ""  # modules the PIMs perturb, comma-separated; "" = every block of the first stage (find_shallow_layers)
     stat_eps: float = 1e-5  # σ = sqrt(var + eps)
+    # Table IV's "With" arm: the six listed augmentations on every training batch (pim_augment)
+    augment: bool = False
     paper: str = PAPER
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -246,13 +249,18 @@ class GradientRegularization(Detector):
         super().setup_training()
         cfg: GradientRegularizationConfig = self.config
         self.pim = PerturbationInjectionModule(self.model, cfg.pim_layers, cfg.stat_eps) if cfg.alpha > 0 else None
+        # as TraditionalAugmentation: the draws have a generator of their own, seeded by fit()'s seed
+        self._aug_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item())) if cfg.augment else None
         self.last_delta: list[Delta] | None = None
         self.last_epsilon: list[torch.Tensor] | None = None
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg: GradientRegularizationConfig = self.config
         model = self.model
-        x = self.preprocess(batch["image"])
+        images = batch["image"]
+        if self._aug_gen is not None:  # CPU work on the uint8 batch (PIL's JPEG codec)
+            images = pim_augment(images, self._aug_gen).to(images.device)
+        x = self.preprocess(images)
         y = batch["label"].to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = self.optimizers["model"]
@@ -313,7 +321,7 @@ register_detector(
     GradientRegularization,
     description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
     paper="pim",
-    paper_methods=("PIM", "PIM (alpha=1, r=0.1)"),
+    paper_methods=("PIM", "PIM (alpha=1, r=0.1)", "DualFlat (a+b=1.0, a:b=1.0:0.0)"),  # Table VIII's alpha=1, beta=0 row
     alpha=1.0,
     beta=0.0,
 )
@@ -335,3 +343,47 @@ register_detector(
     alpha=0.1,
     beta=0.1,
 )
+register_detector(
+    "pim_aug",
+    GradientRegularization,
+    description="PIM (alpha=1, r=0.1) trained with Table IV's augmentations (flip, RGB shift, HSV, brightness/contrast, JPEG, noise)",
+    paper="pim",
+    paper_methods=("PIM (w/ aug)",),
+    alpha=1.0,
+    beta=0.0,
+    augment=True,
+)
+register_detector(
+    "pim_erm_aug",
+    GradientRegularization,
+    description="ERM (Eq. 14 with alpha=beta=0) trained with Table IV's augmentations: the 'With' baseline rows",
+    paper="pim",
+    paper_methods=("ERM (w/ aug)",),
+    alpha=0.0,
+    beta=0.0,
+    augment=True,
+)
+
+# Table VI (r with alpha = 1) and Table VII (alpha with r = 0.1): pim's ablations, one variant per row.
+# r = 0 leaves the statistics unperturbed (Eq. 9); alpha = 0 is plain ERM (Eq. 12).
+register_detector("pim_r0", GradientRegularization, description="PIM with r=0 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0)",), alpha=1.0, beta=0.0, r=0.0)
+register_detector("pim_r005", GradientRegularization, description="PIM with r=0.05 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0.05)",), alpha=1.0, beta=0.0, r=0.05)
+register_detector("pim_r02", GradientRegularization, description="PIM with r=0.2 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0.2)",), alpha=1.0, beta=0.0, r=0.2)
+register_detector("pim_a075", GradientRegularization, description="PIM with alpha=0.75, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.75, r=0.1)",), alpha=0.75, beta=0.0)
+register_detector("pim_a050", GradientRegularization, description="PIM with alpha=0.5, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.50, r=0.1)",), alpha=0.5, beta=0.0)
+register_detector("pim_a025", GradientRegularization, description="PIM with alpha=0.25, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.25, r=0.1)",), alpha=0.25, beta=0.0)
+register_detector("pim_a0", GradientRegularization, description="PIM with alpha=0, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0, r=0.1)",), alpha=0.0, beta=0.0)
+
+# Table VIII's DualFlat grid (Eq. 14): alpha = (a+b)·a/(a:b), beta = (a+b)·b/(a:b). Names give alpha
+# and beta in hundredths; `pim` is the 1.0:0.0 row, `sam` 0.0:1.0, `dualflat` a+b=0.2, 0.5:0.5.
+register_detector("dualflat_a80_b20", GradientRegularization, description="DualFlat alpha=0.8, beta=0.2 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=1.0, a:b=0.8:0.2)",), alpha=0.8, beta=0.2)
+register_detector("dualflat_a50_b50", GradientRegularization, description="DualFlat alpha=0.5, beta=0.5 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=1.0, a:b=0.5:0.5)",), alpha=0.5, beta=0.5)
+register_detector("dualflat_a20_b80", GradientRegularization, description="DualFlat alpha=0.2, beta=0.8 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=1.0, a:b=0.2:0.8)",), alpha=0.2, beta=0.8)
+register_detector("dualflat_a64_b16", GradientRegularization, description="DualFlat alpha=0.64, beta=0.16 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.8, a:b=0.8:0.2)",), alpha=0.64, beta=0.16)
+register_detector("dualflat_a40_b40", GradientRegularization, description="DualFlat alpha=0.4, beta=0.4 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.8, a:b=0.5:0.5)",), alpha=0.4, beta=0.4)
+register_detector("dualflat_a16_b64", GradientRegularization, description="DualFlat alpha=0.16, beta=0.64 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.8, a:b=0.2:0.8)",), alpha=0.16, beta=0.64)
+register_detector("dualflat_a40_b10", GradientRegularization, description="DualFlat alpha=0.4, beta=0.1 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.5, a:b=0.8:0.2)",), alpha=0.4, beta=0.1)
+register_detector("dualflat_a25_b25", GradientRegularization, description="DualFlat alpha=0.25, beta=0.25 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.5, a:b=0.5:0.5)",), alpha=0.25, beta=0.25)
+register_detector("dualflat_a10_b40", GradientRegularization, description="DualFlat alpha=0.1, beta=0.4 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.5, a:b=0.2:0.8)",), alpha=0.1, beta=0.4)
+register_detector("dualflat_a16_b04", GradientRegularization, description="DualFlat alpha=0.16, beta=0.04 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.2, a:b=0.8:0.2)",), alpha=0.16, beta=0.04)
+register_detector("dualflat_a04_b16", GradientRegularization, description="DualFlat alpha=0.04, beta=0.16 (Table VIII)", paper="pim", paper_methods=("DualFlat (a+b=0.2, a:b=0.2:0.8)",), alpha=0.04, beta=0.16)
