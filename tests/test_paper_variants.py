@@ -91,7 +91,7 @@ def test_big_arts_table_4_is_ffpp_deepfakes_c23_only(ref: pd.DataFrame, tables: 
 
 # --------------------------------------------------------------------------- pim
 def test_pim_table_iv_with_augmentation_arm(ref: pd.DataFrame, tables: dict) -> None:
-    # PIM (w/ aug) ConvNeXt-base -> CDF 86.87, ERM (w/ aug) ConvNeXt-base -> WDF 71.57 (pim Table IV)
+    # PIM (w/ aug) ConvNeXt-base -> CDF 86.87, ERM (w/ aug) ConvNeXt-base -> WDF 71.57 (pim Table IV, line 285)
     pim = shown(ref, "cross_dataset", "pim_aug", ("FF++/c23", "CDF", "", None), "video")
     assert pim[("pim IV", "PIM (w/ aug)", "ConvNeXt-base", "FF++")] == pytest.approx(0.8687)
     assert {k[1] for k in pim} == {"PIM (w/ aug)"}  # not the no-augmentation rows
@@ -155,3 +155,21 @@ def test_pim_aug_trains_on_augmented_batches() -> None:
     logs = det.training_step({"image": images, "label": torch.tensor([0, 1, 0, 1])})
     assert torch.isfinite(torch.as_tensor(logs["loss"]))
     assert not torch.equal(seen[0], images)  # the model saw the augmented batch
+
+
+# --------------------------------------------------------------------------- qad
+def test_qad_table_5_backbones_are_the_mixed_cells(ref: pd.DataFrame, tables: dict) -> None:
+    # QAD ResNet-34 on NT: 92.87 (Table 5, line 291); the same column's Table 1 QAD ResNet-50 is 91.25
+    column = ("NeuralTextures", "NeuralTextures/mixed", "", None)
+    got = shown(ref, "quality_agnostic", "qad", column, "frame")
+    assert got[("qad Table 5", "QAD", "ResNet-34", "FF++/NT")] == pytest.approx(0.9287)
+    assert got[("qad Table 1", "QAD", "ResNet-50", "FF++/NT mixed")] == pytest.approx(0.9125)
+    erm = shown(ref, "quality_agnostic", "erm", ("Deepfakes", "Deepfakes/mixed", "", None), "frame")
+    assert {k[2] for k in erm if k[0] == "qad Table 5"} == {"ResNet-18", "ResNet-34", "EfficientNet-B0"}
+    # not the mean-of-qualities column (that is Table 3's)
+    mean = ("NeuralTextures", "NeuralTextures/mean(raw,c23,c40)", "", None)
+    assert not any(k[0] == "qad Table 5" for k in shown(ref, "quality_agnostic", "qad", mean, "frame"))
+    # 3 backbones x {ERM, QAD} x the four FF++ manipulations; FFIW10K has no adapter
+    t5 = tables[("qad", "Table 5")]
+    assert (t5.covered, t5.printed) == (24, 48)
+    assert dict(t5.uncovered)["no dataset adapter: FFIW10K"] == 6
