@@ -443,3 +443,8 @@ register_detector(
     paper_methods=("BiG-Arts (artifacts=M_Ex)", "big_arts:Face X-ray"),
     intrinsic_branch=False,
 )
+# Table 5: the forgery-face augmentation ablation ("None", "(Real, Real)", "(Fake, Real)"; "All"
+# is `big_arts`), both artifact branches kept.
+register_detector("big_arts_aug_none", BiGArts, description="BiG-Arts without forgery augmentation (Table 5 'None')", paper=PAPER, paper_methods=("BiG-Arts (aug=none)",), aug_real_real=False, aug_fake_real=False)
+register_detector("big_arts_aug_rr", BiGArts, description="BiG-Arts with (Real, Real) forgeries only (Table 5)", paper=PAPER, paper_methods=("BiG-Arts (aug=(Real,Real))",), aug_fake_real=False)
+register_detector("big_arts_aug_fr", BiGArts, description="BiG-Arts with (Fake, Real) forgeries only (Table 5)", paper=PAPER, paper_methods=("BiG-Arts (aug=(Fake,Real))",), aug_real_real=False)

@@ -173,3 +173,21 @@ def test_qad_table_5_backbones_are_the_mixed_cells(ref: pd.DataFrame, tables: di
     t5 = tables[("qad", "Table 5")]
     assert (t5.covered, t5.printed) == (24, 48)
     assert dict(t5.uncovered)["no dataset adapter: FFIW10K"] == 6
+
+
+def test_big_arts_celebdf_tables_and_augmentation_ablation(ref: pd.DataFrame, tables: dict) -> None:
+    # Table 1: BiG-Arts trained on Celeb-DF -> DFDC-P 0.8189 (line 239); Table 3 at frame and
+    # at video level on WildDeepfake; Table 5 "(Fake, Real)" -> DFD 0.8445 (line 317)
+    got = shown(ref, "celebdf_generalization", "big_arts", ("CDF", "DFDCP", "", None), "video")
+    assert got[("big_arts Table 1", "BiG-Arts", "ResNet-18", "CDF")] == pytest.approx(0.8189)
+    frame = shown(ref, "celebdf_generalization", "big_arts", ("CDF", "WDF", "", None), "frame")
+    video = shown(ref, "celebdf_generalization", "big_arts", ("CDF", "WDF", "", None), "video")
+    assert set(frame) == set(video) == {("big_arts Table 3", "BiG-Arts", "ResNet-18", "CDF")}
+    key = ("big_arts Table 3", "BiG-Arts", "ResNet-18", "CDF")
+    assert (frame[key], video[key]) == (pytest.approx(0.6609), pytest.approx(0.7272))  # frame, sequence (line 278)
+    cfg = create_detector("big_arts_aug_fr").config
+    assert (cfg.aug_real_real, cfg.aug_fake_real) == (False, True)
+    fr = shown(ref, "celebdf_generalization", "big_arts_aug_fr", ("CDF", "DFD", "", None), "video")
+    assert fr == {("big_arts Table 5", "BiG-Arts (aug=(Fake,Real))", "ResNet-18", "CDF"): pytest.approx(0.8445)}
+    # Table 3: 7 of 12 methods (not AlexNet, MesoInception-4, Capsule, GSRM, RFM) x AUC, EER x 2 levels
+    assert [tables[("big_arts", t)].covered for t in ("Table 1", "Table 3", "Table 5", "Table 6")] == [28, 28, 16, 16]
