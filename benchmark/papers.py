@@ -37,6 +37,8 @@ TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
 TABLE_REASONS: dict[tuple[str, str], str] = {
     ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
     ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
+    ("pim", "II"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
+    ("pim", "III"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
 }
 
 # The reference CSV's dataset names → the dataset adapter that reads them.

@@ -134,7 +134,7 @@ def test_cross_dataset_does_not_claim_big_arts_table_4(ref: pd.DataFrame, covera
 def test_every_shipped_protocol_declares_tables_it_lists_and_cites_real_rows(ref: pd.DataFrame) -> None:
     tables = set(zip(ref["paper"], ref["table"]))
     for name in ("all_qualities", "celebdf_generalization", "compression_remedy", "cross_dataset", "cross_manipulation", "cross_quality",
-                 "ffpp_deepfakes", "ffpp_generalization", "laundering", "partial_manipulation", "qad_ablation",
+                 "ffpp_deepfakes", "ffpp_generalization", "ffpp_method_matrix", "laundering", "partial_manipulation", "qad_ablation",
                  "quality_agnostic", "quality_aware"):
         cells = protocol_paper_cells(name)
         assert cells, name

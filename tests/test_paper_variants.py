@@ -191,3 +191,16 @@ def test_big_arts_celebdf_tables_and_augmentation_ablation(ref: pd.DataFrame, ta
     assert fr == {("big_arts Table 5", "BiG-Arts (aug=(Fake,Real))", "ResNet-18", "CDF"): pytest.approx(0.8445)}
     # Table 3: 7 of 12 methods (not AlexNet, MesoInception-4, Capsule, GSRM, RFM) x AUC, EER x 2 levels
     assert [tables[("big_arts", t)].covered for t in ("Table 1", "Table 3", "Table 5", "Table 6")] == [28, 28, 16, 16]
+
+
+def test_pim_table_i_matrix_and_table_ii_reasons(ref: pd.DataFrame, tables: dict) -> None:
+    spec = load_protocol("ffpp_method_matrix")
+    assert [t.name for t in spec.trainings] == ["DF", "F2F", "FS", "NT"]
+    # pim Table I: trained on FS, tested on NT 0.3737 (line 70); Table II "before": DF->DF ACC 0.9964 (line 99)
+    got = shown(ref, "ffpp_method_matrix", "erm", ("FS", "NT", "", None), "video")
+    assert got == {("pim I", "ERM", "ConvNeXt-base", "FF++/FS"): pytest.approx(0.3737)}
+    acc = shown(ref, "ffpp_method_matrix", "erm", ("DF", "DF", "", None), "video", "acc")
+    assert acc == {("pim II", "ERM", "ConvNeXt-base", "FF++/DF"): pytest.approx(0.9964)}
+    assert (tables[("pim", "I")].covered, tables[("pim", "II")].covered) == (16, 4)
+    (reason, n), = tables[("pim", "III")].uncovered
+    assert n == 8 and "first-stage feature statistics at test time" in reason
