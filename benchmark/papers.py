@@ -151,6 +151,9 @@ def _uncovered_reason(row: dict[str, Any], claimed: bool, metrics: set[str]) -> 
         name = _text(row.get(role))
         if name and DATASET_ADAPTERS.get(name) not in adapters:
             return f"no dataset adapter: {name}"
+    compressed = _compressed_version_missing(row)
+    if compressed:
+        return compressed
     method = _text(row.get("method"))
     if not claimed:
         return f"method not in dfbench: {method}"
@@ -170,6 +173,22 @@ def _uncovered_reason(row: dict[str, Any], claimed: bool, metrics: set[str]) -> 
         if t
     )
     return f"setting not implemented: {setting}"
+
+
+def _compressed_version_missing(row: dict[str, Any]) -> str | None:
+    """A paper that re-compresses a single-quality dataset itself (qad: Celeb-DF v2 at c23 and
+    c40) asks for a quality its adapter does not have."""
+    from dfbench.datasets.base import DATASETS
+
+    for data, quality in (("train_data", "train_quality"), ("test_data", "test_quality")):
+        name, wanted = _text(row.get(data)), _text(row.get(quality))
+        adapter = DATASET_ADAPTERS.get(name)
+        if not adapter or wanted not in ("c23", "c40", "mixed"):
+            continue
+        have = tuple(DATASETS.get(adapter).qualities)
+        if "c23" not in have:
+            return f"no compressed version: {name} ships at {'/'.join(have)} only; the paper compresses it to c23/c40 itself"
+    return None
 
 
 def coverage_rows(reference: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -169,9 +169,9 @@ def test_qad_table_5_backbones_are_the_mixed_cells(ref: pd.DataFrame, tables: di
     # not the mean-of-qualities column (that is Table 3's)
     mean = ("NeuralTextures", "NeuralTextures/mean(raw,c23,c40)", "", None)
     assert not any(k[0] == "qad Table 5" for k in shown(ref, "quality_agnostic", "qad", mean, "frame"))
-    # 3 backbones x {ERM, QAD} x the four FF++ manipulations; FFIW10K has no adapter
+    # 3 backbones x {ERM, QAD} x the four FF++ manipulations and FaceShifter; FFIW10K has no adapter
     t5 = tables[("qad", "Table 5")]
-    assert (t5.covered, t5.printed) == (24, 48)
+    assert (t5.covered, t5.printed) == (30, 48)
     assert dict(t5.uncovered)["no dataset adapter: FFIW10K"] == 6
 
 
@@ -204,3 +204,15 @@ def test_pim_table_i_matrix_and_table_ii_reasons(ref: pd.DataFrame, tables: dict
     assert (tables[("pim", "I")].covered, tables[("pim", "II")].covered) == (16, 4)
     (reason, n), = tables[("pim", "III")].uncovered
     assert n == 8 and "first-stage feature statistics at test time" in reason
+
+
+def test_qad_faceshifter_column_and_self_compressed_celeb_df(ref: pd.DataFrame, tables: dict) -> None:
+    assert load_protocol("quality_agnostic").version == 3 and load_protocol("quality_aware").version == 3
+    # QAD ResNet-50, FaceShifter mixed: 99.12 (Table 1); ERM [x3] ResNet-50 FSH mean: 98.71 (Table 3)
+    got = shown(ref, "quality_agnostic", "qad", ("FaceShifter", "FaceShifter/mixed", "", None), "frame")
+    assert got[("qad Table 1", "QAD", "ResNet-50", "FF++/FSH mixed")] == pytest.approx(0.9912)
+    aware = shown(ref, "quality_aware", "erm", ("", "FaceShifter/mean(raw,c23,c40)", "", None), "frame")
+    assert aware[("qad Table 3", "ERM [x3]", "ResNet-50", "FF++/FSH")] == pytest.approx(0.9871)
+    # Celeb-DF v2 ships uncompressed; QAD compresses it to c23/c40 itself
+    reasons = dict(tables[("qad", "Table 1")].uncovered)
+    assert reasons["no compressed version: CDFv2 ships at orig only; the paper compresses it to c23/c40 itself"] == 7
