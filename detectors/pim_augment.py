@@ -118,8 +118,9 @@ def pim_augment(images: torch.Tensor, g: torch.Generator, p: float = P_APPLY) ->
     """
     x = images.cpu()
     for transform in PIM_AUGMENTATIONS.values():
-        chosen = torch.rand(len(x), generator=g) < p
-        if chosen.any():
+        # indices as a Python list: the batch is on the CPU, and no tensor is read as a bool
+        chosen = (torch.rand(len(x), generator=g) < p).nonzero().flatten().tolist()
+        if chosen:
             x = x.clone()
             x[chosen] = transform(x[chosen], g)
     return x
