@@ -37,6 +37,7 @@ TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
 TABLE_REASONS: dict[tuple[str, str], str] = {
     ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
     ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
+    ("pbnet", "IV"): "setting not stated: the numbers follow ADD's setting [44]; no training quality, and no backbone for PBNet, is printed",
     ("pim", "II"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
     ("pim", "III"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
 }
