@@ -38,8 +38,9 @@ TABLES_WITHOUT_NUMBERS: dict[tuple[str, str], str] = {
 TABLE_REASONS: dict[tuple[str, str], str] = {
     ("two_gen_bat", "text (Sec. IV-A)"): "setting not implemented: multi-frame TSN model (dfbench detectors score single frames)",
     ("pbnet", "X"): "setting not stated: the paper does not say which FF++ manipulation Table X uses",
-    ("big_arts", "Table 4"): "setting not implemented: training on FF++ Deepfakes only at c23 (no protocol has it)",
-    ("qad", "Table 5"): "setting not stated: test quality and compression not given (presumably Table 1's; not assumed)",
+    ("pbnet", "IV"): "setting not stated: the numbers follow ADD's setting [44]; no training quality, and no backbone for PBNet, is printed",
+    ("pim", "II"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
+    ("pim", "III"): "setting not implemented: perturbing a trained model's first-stage feature statistics at test time (mean x1.2, variance x0.65), a model-internal operation, not an input perturbation",
 }
 
 # The reference CSV's dataset names → the dataset adapter that reads them.
@@ -75,6 +76,9 @@ PAPER_BACKBONES: dict[str, str | None] = {
     "MesoInception4": None,
     "F3-Net": None,
     "TSN": None,
+    # two_gen_bat Table VI's other base models: attention-based architectures of their own papers
+    "Stehouwer et al.": None,
+    "Zhao et al. (MAT)": None,
 }
 
 # Counts every result row carries beside its metrics (benchmark.metrics.error_counts).
@@ -150,6 +154,9 @@ def _uncovered_reason(row: dict[str, Any], claimed: bool, metrics: set[str]) -> 
         name = _text(row.get(role))
         if name and DATASET_ADAPTERS.get(name) not in adapters:
             return f"no dataset adapter: {name}"
+    compressed = _compressed_version_missing(row)
+    if compressed:
+        return compressed
     method = _text(row.get("method"))
     if not claimed:
         return f"method not in dfbench: {method}"
@@ -169,6 +176,22 @@ def _uncovered_reason(row: dict[str, Any], claimed: bool, metrics: set[str]) -> 
         if t
     )
     return f"setting not implemented: {setting}"
+
+
+def _compressed_version_missing(row: dict[str, Any]) -> str | None:
+    """A paper that re-compresses a single-quality dataset itself (qad: Celeb-DF v2 at c23 and
+    c40) asks for a quality its adapter does not have."""
+    from dfbench.datasets.base import DATASETS
+
+    for data, quality in (("train_data", "train_quality"), ("test_data", "test_quality")):
+        name, wanted = _text(row.get(data)), _text(row.get(quality))
+        adapter = DATASET_ADAPTERS.get(name)
+        if not adapter or wanted not in ("c23", "c40", "mixed"):
+            continue
+        have = tuple(DATASETS.get(adapter).qualities)
+        if "c23" not in have:
+            return f"no compressed version: {name} ships at {'/'.join(have)} only; the paper compresses it to c23/c40 itself"
+    return None
 
 
 def coverage_rows(reference: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -49,10 +49,12 @@ BIG_ARTS = "Chen et al., Watching the BiG artifacts: Exposing DeepFake videos vi
 
 # ---- baselines (two_gen_bat App. E)
 # "ERM [x3]": QAD Table 3's per-quality baseline (quality_aware); "Rössler et al. (Xception)": the
-# FF++ paper's plain Xception classifier, QAD Tables 1-2 (trained on raw+c23+c40 together).
+# FF++ paper's plain Xception classifier, QAD Tables 1-2 (trained on raw+c23+c40 together);
+# big_arts prints the same classifier as "XceptionNet [11]", retrained "using their released
+# codes" (Sec. 4.2), i.e. ERM with --backbone legacy_xception.
 register_detector(
     "erm", _M + "baselines:ERM", description="plain cross-entropy (ERM) on any timm backbone", paper="baseline",
-    paper_methods=("ERM", "ERM [x3]", "Rössler et al. (Xception)"),
+    paper_methods=("ERM", "ERM [x3]", "Rössler et al. (Xception)", "big_arts:XceptionNet"),
 )
 _AUG = _M + "baselines:TraditionalAugmentation"
 register_detector("aug_noise", _AUG, augmentations=("noise",), description="ERM + Gaussian noise (App. E)", paper=TWO_GEN_BAT, paper_methods=("Gaussian Noise",))
@@ -70,6 +72,11 @@ register_detector("two_gen_bat", _ADV + "TwoGenBAT", description="Blurring adver
 register_detector("combined_at", _ADV + "CombinedAT", description="Two-Gen-BAT blur followed by FGSM (Fig. 3)", paper=TWO_GEN_BAT, paper_methods=("Combined AT",))
 register_detector("grad_aat_3step", _ADV + "GradAAT", description="Iterative FGSM, 3 steps (App. C)", paper=TWO_GEN_BAT, paper_methods=("Grad-AAT (3-step)",), attack_steps=3)
 register_detector("grad_bat_3step", _ADV + "GradBAT", description="Gradient blurring, 3 steps of Eq. 6 (App. C)", paper=TWO_GEN_BAT, paper_methods=("Grad-BAT (3-step)",), attack_steps=3)
+# App. D, Tables XV/XVI: Two-Gen-BAT trained with a smaller blur kernel k (Eq. 4-5), all else as
+# Tables I/II (k = 9 is `two_gen_bat` itself).
+register_detector("two_gen_bat_k3", _ADV + "TwoGenBAT", description="Two-Gen-BAT with kernel size k=3 (App. D, Tables XV-XVI)", paper=TWO_GEN_BAT, paper_methods=("Two-Gen-BAT (k=3)",), kernel_size=3)
+register_detector("two_gen_bat_k5", _ADV + "TwoGenBAT", description="Two-Gen-BAT with kernel size k=5 (App. D, Tables XV-XVI)", paper=TWO_GEN_BAT, paper_methods=("Two-Gen-BAT (k=5)",), kernel_size=5)
+register_detector("two_gen_bat_k7", _ADV + "TwoGenBAT", description="Two-Gen-BAT with kernel size k=7 (App. D, Tables XV-XVI)", paper=TWO_GEN_BAT, paper_methods=("Two-Gen-BAT (k=7)",), kernel_size=7)
 
 # ---- BiG-Arts
 _BIG = _M + "big_arts:BiGArts"
@@ -103,9 +110,16 @@ register_detector(
     _BIG,
     description="BiG-Arts ablation (Table 6 'M_Ex'): extrinsic-artifact branch only, the paper's Face X-ray re-implementation",
     paper=BIG_ARTS,
-    paper_methods=("BiG-Arts (artifacts=M_Ex)",),
+    # Sec. 4.2: "we implement Face X-ray using our method by pruning the intrinsic-granularity
+    # artifacts branch": the Face X-ray rows of Tables 1-4 are this model
+    paper_methods=("BiG-Arts (artifacts=M_Ex)", "big_arts:Face X-ray"),
     intrinsic_branch=False,
 )
+# Table 5: the forgery-face augmentation ablation ("None", "(Real, Real)", "(Fake, Real)"; "All"
+# is `big_arts`), both artifact branches kept.
+register_detector("big_arts_aug_none", _BIG, description="BiG-Arts without forgery augmentation (Table 5 'None')", paper=BIG_ARTS, paper_methods=("BiG-Arts (aug=none)",), aug_real_real=False, aug_fake_real=False)
+register_detector("big_arts_aug_rr", _BIG, description="BiG-Arts with (Real, Real) forgeries only (Table 5)", paper=BIG_ARTS, paper_methods=("BiG-Arts (aug=(Real,Real))",), aug_fake_real=False)
+register_detector("big_arts_aug_fr", _BIG, description="BiG-Arts with (Fake, Real) forgeries only (Table 5)", paper=BIG_ARTS, paper_methods=("BiG-Arts (aug=(Fake,Real))",), aug_real_real=False)
 
 # ---- gradient regularization (pim)
 _GR = _M + "gradient_regularization:GradientRegularization"
@@ -114,7 +128,7 @@ register_detector(
     _GR,
     description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
     paper="pim",
-    paper_methods=("PIM", "PIM (alpha=1, r=0.1)"),
+    paper_methods=("PIM", "PIM (alpha=1, r=0.1)", "DualFlat (a+b=1.0, a:b=1.0:0.0)"),  # Table VIII's alpha=1, beta=0 row
     alpha=1.0,
     beta=0.0,
 )
@@ -136,6 +150,49 @@ register_detector(
     alpha=0.1,
     beta=0.1,
 )
+register_detector(
+    "pim_aug",
+    _GR,
+    description="PIM (alpha=1, r=0.1) trained with Table IV's augmentations (flip, RGB shift, HSV, brightness/contrast, JPEG, noise)",
+    paper="pim",
+    paper_methods=("PIM (w/ aug)",),
+    alpha=1.0,
+    beta=0.0,
+    augment=True,
+)
+register_detector(
+    "pim_erm_aug",
+    _GR,
+    description="ERM (Eq. 14 with alpha=beta=0) trained with Table IV's augmentations: the 'With' baseline rows",
+    paper="pim",
+    paper_methods=("ERM (w/ aug)",),
+    alpha=0.0,
+    beta=0.0,
+    augment=True,
+)
+# Table VI (r with alpha = 1) and Table VII (alpha with r = 0.1): pim's ablations, one variant per row.
+# r = 0 leaves the statistics unperturbed (Eq. 9); alpha = 0 is plain ERM (Eq. 12).
+register_detector("pim_r0", _GR, description="PIM with r=0 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0)",), alpha=1.0, beta=0.0, r=0.0)
+register_detector("pim_r005", _GR, description="PIM with r=0.05 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0.05)",), alpha=1.0, beta=0.0, r=0.05)
+register_detector("pim_r02", _GR, description="PIM with r=0.2 (Table VI)", paper="pim", paper_methods=("PIM (alpha=1, r=0.2)",), alpha=1.0, beta=0.0, r=0.2)
+register_detector("pim_a075", _GR, description="PIM with alpha=0.75, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.75, r=0.1)",), alpha=0.75, beta=0.0)
+register_detector("pim_a050", _GR, description="PIM with alpha=0.5, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.50, r=0.1)",), alpha=0.5, beta=0.0)
+register_detector("pim_a025", _GR, description="PIM with alpha=0.25, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.25, r=0.1)",), alpha=0.25, beta=0.0)
+register_detector("pim_a0", _GR, description="PIM with alpha=0, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0, r=0.1)",), alpha=0.0, beta=0.0)
+# Table VIII's DualFlat grid (Eq. 14): alpha = (a+b)·a/(a:b), beta = (a+b)·b/(a:b). Names give alpha
+# and beta in hundredths; `pim` is the 1.0:0.0 row, `sam` 0.0:1.0, `dualflat` a+b=0.2, 0.5:0.5.
+_DUALFLAT_GRID = (  # (alpha, beta, a+b, a:b) as Table VIII prints them
+    (0.8, 0.2, "1.0", "0.8:0.2"), (0.5, 0.5, "1.0", "0.5:0.5"), (0.2, 0.8, "1.0", "0.2:0.8"),
+    (0.64, 0.16, "0.8", "0.8:0.2"), (0.4, 0.4, "0.8", "0.5:0.5"), (0.16, 0.64, "0.8", "0.2:0.8"),
+    (0.4, 0.1, "0.5", "0.8:0.2"), (0.25, 0.25, "0.5", "0.5:0.5"), (0.1, 0.4, "0.5", "0.2:0.8"),
+    (0.16, 0.04, "0.2", "0.8:0.2"), (0.04, 0.16, "0.2", "0.2:0.8"),
+)
+for _a, _b, _sum, _ratio in _DUALFLAT_GRID:
+    register_detector(
+        f"dualflat_a{round(_a * 100):02d}_b{round(_b * 100):02d}", _GR,
+        description=f"DualFlat alpha={_a:g}, beta={_b:g} (Table VIII)", paper="pim",
+        paper_methods=(f"DualFlat (a+b={_sum}, a:b={_ratio})",), alpha=_a, beta=_b,
+    )
 
 # ---- PBNet
 _PB = _M + "pbnet:BleachedDetector"

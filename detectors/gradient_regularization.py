@@ -50,6 +50,7 @@ from torch import nn
 from dfbench.benchmark import distributed
 from dfbench.benchmark.errors import ConfigError
 from dfbench.detectors.base import Detector, DetectorConfig
+from dfbench.detectors.pim_augment import pim_augment
 
 PAPER = "pim (Guan et al., TIFS 2024)"
 
@@ -65,6 +66,8 @@ class GradientRegularizationConfig(DetectorConfig):
     r_prime: float = 0.05  # Eq. 14 approximation scalar: ‖ε‖₂ = r′ (SAM's ρ)
     pim_layers: str = ""  # modules the PIMs perturb, comma-separated; "" = every block of the first stage (find_shallow_layers)
     stat_eps: float = 1e-5  # σ = sqrt(var + eps)
+    # Table IV's "With" arm: the six listed augmentations on every training batch (pim_augment)
+    augment: bool = False
     paper: str = PAPER
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -247,13 +250,18 @@ class GradientRegularization(Detector):
         super().setup_training()
         cfg: GradientRegularizationConfig = self.config
         self.pim = PerturbationInjectionModule(self.model, cfg.pim_layers, cfg.stat_eps) if cfg.alpha > 0 else None
+        # as TraditionalAugmentation: the draws have a generator of their own, seeded by fit()'s seed
+        self._aug_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item())) if cfg.augment else None
         self.last_delta: list[Delta] | None = None
         self.last_epsilon: list[torch.Tensor] | None = None
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg: GradientRegularizationConfig = self.config
         model = self.model
-        x = self.preprocess(batch["image"])
+        images = batch["image"]
+        if self._aug_gen is not None:  # CPU work on the uint8 batch (PIL's JPEG codec)
+            images = pim_augment(images, self._aug_gen).to(images.device)
+        x = self.preprocess(images)
         y = batch["label"].to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = self.optimizers["model"]

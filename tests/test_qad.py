@@ -349,7 +349,7 @@ def test_protocol_specs_score_each_model_on_its_own_method_and_quality() -> None
     from dfbench.benchmark.protocol import load_protocol
 
     agnostic = load_protocol(PROTOCOLS / "quality_agnostic.yaml")
-    methods = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]
+    methods = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"]  # FaceShifter: version 3
     assert sorted(t.name for t in agnostic.trainings) == sorted(methods)
     for training in agnostic.trainings:
         (data,) = training.data
@@ -362,7 +362,7 @@ def test_protocol_specs_score_each_model_on_its_own_method_and_quality() -> None
     assert load_protocol(PROTOCOLS / "quality_agnostic.yaml", preset="paper").frames_test == 32
 
     aware = load_protocol(PROTOCOLS / "quality_aware.yaml")
-    assert len(aware.trainings) == 12
+    assert len(aware.trainings) == 15  # 5 methods x 3 qualities
     for training in aware.trainings:
         (data,) = training.data
         (test,) = aware.tests_for(training.name)
