@@ -9,38 +9,33 @@ Conventions:
   reaches past the frame border it is **padded with black** rather than shifted inward, so
   the face stays centred and at the same scale in every frame and every quality.
 - Crops are resized with PIL's bicubic filter, which widens its kernel when shrinking (antialiased).
-- Detection runs on a downscaled copy of each frame (``detect_size``, default
-  ``DETECT_SIZE`` = 360: frames whose shorter side is longer are shrunk to it, smaller ones
-  are left alone). MTCNN's cost grows with the pixel count, and at full resolution most of
-  it is spent on pyramid levels that look for faces far smaller than any FF++/DFDC face;
-  boxes and landmarks are mapped back to full-resolution pixels, and crops are still cut
-  from the full-resolution frame (``detection_shape`` gives the exact scale). The price:
-  the smallest face found, ``min_face_size`` (20) pixels in the downscaled copy, is
-  20 / scale pixels in the frame: 40 px in a 720p frame, 56 px in a 1080p frame, while
-  FF++ and DFDC faces are typically well over 100 px tall (a face under 60 px is also too
-  small to be worth a 299 px crop).
-- Accuracy of the downscaled boxes (issue #14 asks for IoU >= 0.9 with full-resolution
-  boxes on >= 95 % of frames). Measured on the real-photo fixture, 48 frames per
-  resolution (``benchmarks/preprocess.py --iou-only --iou-frames 24 --detect-size 360 432
-  480 540``, one torch thread, detection times side by side on a loaded 2-core machine):
-
-    frame  detect_size  copy      share >= 0.9  median  min    ms/frame  vs full
-    720p   full         1280x720  (reference)                  522       1.00x
-    720p   360          643x362   85.4 %        0.966   0.812  149       3.51x
-    720p   432-540      908x510   85.4 %        0.977   0.859  262       1.99x
-    1080p  full         1920x1080 (reference)                  1012      1.00x
-    1080p  360, 432     684x385   91.7 %        0.952   0.883  158       6.41x
-    1080p  480, 540     965x543   95.8 %        0.970   0.854  245       4.12x
-
-  No downscaled size meets 95 % at 720p, and going from 360 to 510 px there costs 1.8x
-  the time for no gain in that share, so the default stays 360. The misses are not a
-  bias that the mapping could correct (the mean box-size ratio to full resolution is
-  0.992 at 720p and 1.005 at 1080p, centres agree to 0.5 % of the face width) but MTCNN's
-  frame-to-frame jitter of a few percent in box size: even at full resolution, the boxes
-  of a face that only moves (the fixture's face never changes size) reach IoU 0.9 with
-  their own shift-corrected median box on only 93.8 % (720p) / 95.8 % (1080p) of frames,
-  and two independently jittering boxes agree less often than that. Detecting on
-  arbitrary (not pyramid-step) scales was worse: 85.4 % / 85.4 % at 360 px.
+- Detection is bounded by ``detect_size`` (default ``DETECT_SIZE`` = 360): MTCNN's
+  cost grows with the pixel count of its image pyramid, and at full resolution most of it
+  is spent on the finest levels, which look for faces far smaller than any FF++/DFDC face.
+  ``FaceDetector`` runs the full-resolution pyramid *without* those levels: for a frame
+  whose shorter side exceeds ``detect_size`` it leaves out the j finest levels
+  (``pyramid_skip``: the j whose 0.709^j-downscaled copy has its shorter side nearest
+  ``detect_size``; 720p → j = 2, 1080p → 3, 480p → 1), so the finest level searched is
+  the first level of a 643 × 362 (720p) or 684 × 385 (1080p) copy (``detection_shape``),
+  and the smallest face found is ``min_face_size`` (20) / 0.709^j pixels in the frame:
+  40 px in 720p, 56 px in 1080p, while FF++ and DFDC faces are typically well over 100 px
+  tall (a face under 60 px is also too small to be worth a 299 px crop). The kept levels
+  and every R-Net and O-Net input are area-resampled from the full-resolution frame, as
+  full-resolution MTCNN resamples them, so a face is found with full-resolution MTCNN's
+  own computation and boxes and landmarks are already in frame pixels; crops are cut from
+  the full-resolution frame. Resampling reads integral images (``area_resize``): bit for
+  bit torch's area interpolation, at a cost that does not grow with the region resampled.
+- Accuracy (issue #14: IoU >= 0.9 with full-resolution boxes on >= 95 % of frames).
+  The earlier version ran facenet-pytorch's MTCNN on a swscale copy downscaled to the
+  same size and scaled the boxes back: 85.4 % (720p) / 91.7 % (1080p) of frames reached
+  IoU 0.9. Its misses were not frame-to-frame jitter that no detector could beat (the
+  criterion compares two boxes of the *same* frame) but came from the copy: R-Net and
+  O-Net saw windows cut on its coarser pixel grid (truncated to whole pixels) and
+  resampled from other pixels, and their box regression turned that into box
+  differences of a few percent. Reproducing the full-resolution inputs removes them:
+  measured side by side in ``benchmarks/preprocess.py --iou-only`` (figures in
+  docs/data.md), every box of the new detector equals full-resolution MTCNN's box to
+  1e-3 px at 720p and 1080p, in about the time the copy took.
 """
 
 from __future__ import annotations
@@ -309,7 +304,10 @@ class FaceDetector:
         scales = pyramid_scales(height, width, self.min_face_size, pyramid_skip(height, width, self.detect_size))
         per_pass = self._per_pass(height, width)
         for start in range(0, n, per_pass):
-            chunk = torch.as_tensor(np.ascontiguousarray(frames[start : start + per_pass])).to(self.device)
+            part = np.ascontiguousarray(frames[start : start + per_pass])
+            if not part.flags.writeable:  # torch wants writable memory, though it only reads it here
+                part = part.copy()
+            chunk = torch.from_numpy(part).to(self.device)
             with torch.no_grad():
                 fb, fl, image = (t.cpu().numpy() for t in self._cascade(chunk, scales))
             for j in range(len(chunk)):
