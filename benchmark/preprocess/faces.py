@@ -384,6 +384,7 @@ class FaceDetector:
         # stage 2: R-Net on 24 × 24 crops rejects and refines
         if len(boxes):
             crops, boxes, image = inputs(boxes, image, 24)
+        if len(boxes):  # (none left when every window fell outside the frame)
             reg, prob = _in_chunks(self.mtcnn.rnet, crops)
             ok = prob[:, 1] > self.thresholds[1]
             boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], dim=1)
@@ -395,6 +396,7 @@ class FaceDetector:
         # stage 3: O-Net on 48 × 48 crops: final boxes, probabilities and landmarks
         if len(boxes):
             crops, boxes, image = inputs(boxes, image, 48)
+        if len(boxes):
             reg, marks, prob = _in_chunks(self.mtcnn.onet, crops)
             ok = prob[:, 1] > self.thresholds[2]
             boxes = torch.cat([boxes[ok, :4], prob[ok, 1:2]], dim=1)
