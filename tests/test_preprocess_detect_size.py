@@ -86,7 +86,7 @@ def test_area_resampling_matches_torch_area_interpolation_bit_for_bit(size: tupl
 
 def test_full_resolution_detection_equals_facenet_mtcnn(one_torch_thread) -> None:
     """detect_size=0 runs the whole pyramid: boxes, probabilities and landmarks are
-    facenet-pytorch's own ``MTCNN.detect`` results (measured equal to 1e-4 px)."""
+    facenet-pytorch's own ``MTCNN.detect`` results (to 0.01 px here)."""
     frames = np.stack([f for photo in ("astronaut", "grace") for f in render_wide_frames(photo, 448, 252, 2)])
     detector = FaceDetector(detect_size=0)
     ours = detector.detect(frames)
@@ -122,7 +122,7 @@ def test_bounded_detection_matches_full_resolution_mtcnn(width: int, height: int
     """Issue #14's criterion on real photos rendered at 720p / 1080p: the box of the default
     detector (detect_size 360) has IoU >= 0.9 with facenet-pytorch's full-resolution MTCNN
     box on the same frame. Measured by ``benchmarks/preprocess.py --iou-only`` on 48 frames
-    per resolution: 100 % of frames, every box equal to 1e-3 px, because the levels left out
+    per resolution: 100 % of frames, least IoU 1.000 (three decimals), because the levels left out
     never yield the chosen box on these faces and all other inputs are resampled exactly as
     full-resolution MTCNN resamples them (the swscale copy used before reached 85 % / 92 %).
     Four frames per resolution here."""

@@ -34,8 +34,9 @@ Conventions:
   resampled from other pixels, and their box regression turned that into box
   differences of a few percent. Reproducing the full-resolution inputs removes them:
   measured side by side in ``benchmarks/preprocess.py --iou-only`` (figures in
-  docs/data.md), every box of the new detector equals full-resolution MTCNN's box to
-  1e-3 px at 720p and 1080p, in about the time the copy took.
+  docs/data.md), every box of the new detector has IoU 1.000 (three decimals) with
+  full-resolution MTCNN's box, on all 48 frames at 720p and at 1080p (the copy: 85.4 % /
+  91.7 % at IoU >= 0.9), and it took 0.66x / 0.80x the copy's detection time.
 """
 
 from __future__ import annotations
