@@ -19,8 +19,11 @@ frames, H.264 crf 23. Each video is processed by, in one run:
                 into an empty cache;
   (d) floor     decoding every frame (no colour conversion) + ``FaceDetector`` on the
                 sampled frames already downscaled to the detection size (all of their
-                pyramid): nothing else; (d') the same with facenet-pytorch's ``MTCNN.detect``;
+                pyramid, in passes of as many frames as (c)'s): nothing else; (d') the
+                same with facenet-pytorch's ``MTCNN.detect``;
   cached        (c) again: every entry read from the cache.
+
+Detectors are built before the clocks start (a real run builds one per process).
 
 Figures are sampled (= cropped) frames per second. Targets: (c) >= 3 x (b),
 (c) >= 80 % of (d), cached >= 50 x (c).
@@ -281,8 +284,14 @@ def main() -> None:
     t_a = time.perf_counter() - t
     n_b, t_b = timed_crops(index, CropCache(work / "cache-today"), today, 0)
     cache = CropCache(work / "cache-new")
+    # every detector is built outside the clocks (once per process in a real run); the
+    # floor's is batched like (c)'s passes, on frames already at the detection size
+    pipeline._DETECTORS[(new.thresholds, new.min_face_size, new.detect_size, "cpu")] = built = FaceDetector(
+        detect_size=new.detect_size
+    )
     n_c, t_c = timed_crops(index, cache, new, args.workers)
-    n_d, t_d = floor(paths, new, FaceDetector(detect_size=0))  # on frames already at the detection size
+    at_size = FaceDetector(detect_size=0, batch_size=built._per_pass(args.height, args.width))
+    n_d, t_d = floor(paths, new, at_size)
     n_e, t_e = floor(paths, new, PreviousDetector(detect_size=0))
     n_w, t_w = timed_crops(index, cache, new, 0)
 

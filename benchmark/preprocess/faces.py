@@ -69,8 +69,9 @@ class Detections:
 DETECT_SIZE = 360  # shorter side, in pixels, of MTCNN's finest pyramid level (see the module docstring)
 PYRAMID_FACTOR = 0.709  # MTCNN's scale step between pyramid levels (facenet-pytorch's default)
 # frames per pass of the cascade are capped so their integral images (4 bytes per pixel and
-# channel) stay near 200 MB: 17 frames at 720p, 8 at 1080p
-_INTEGRAL_PIXELS = 16_000_000
+# channel) stay under 100 MB: 8 frames at 720p, 3 at 1080p (passes of 8 720p frames were
+# measured no slower than of 17, and the buffer is kept for the detector's lifetime)
+_INTEGRAL_PIXELS = 8_000_000
 
 
 def pyramid_skip(height: int, width: int, detect_size: int) -> int:
