@@ -3,7 +3,7 @@
     python benchmarks/preprocess.py                         # one 1280x720, 300-frame video
     python benchmarks/preprocess.py --videos 2 --threads 2  # both photos, two torch threads
     python benchmarks/preprocess.py --iou-frames 32         # + downscaled-vs-full box check
-    python benchmarks/preprocess.py --iou-only --iou-frames 24 --detect-size 360 432 480 540
+    python benchmarks/preprocess.py --iou-only --iou-frames 24 --detect-size 360 540
 
 The videos are the real-photo fixture (``render_wide_frames``: scikit-image's astronaut,
 matplotlib's Grace Hopper) rendered at ``--width`` x ``--height``, ``--video-frames``
