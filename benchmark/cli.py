@@ -643,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="without --protocol: the dataset's folder")
     p.add_argument("--frames", type=int, help="without --protocol: frames per video, evenly spaced (default 32)")
     p.add_argument("--size", type=int, help="without --protocol: crop size in pixels (default 299)")
-    p.add_argument("--detect-size", type=int, help="without --protocol: shorter side MTCNN runs at (default 360; 0 = full resolution)")
+    p.add_argument("--detect-size", type=int, help="without --protocol: MTCNN skips pyramid levels finer than a copy of this shorter side (default 360; 0 = full resolution)")
     p.add_argument("--device", default="auto", help="face detection on auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=0, help="processes for decoding + detection (0 or 1: this process)")
     p.add_argument("--cache", help="cache directory (default $DFBENCH_CACHE, the one `dfbench run` reads)")

@@ -99,6 +99,23 @@ def test_fill_missing_and_square_box_padding():
     assert (crop[:20] == 0).all() and (crop[:, :20] == 0).all() and (crop[25:, 25:] == 200).all()
 
 
+@pytest.mark.parametrize("box", [(10, 10, 60, 60), (-30, -20, 50, 60), (140, 100, 200, 160), (-500, -500, -400, -400),
+                                 (20.4, 30.6, 99.5, 109.7)])
+def test_crop_frame_gives_pils_crop_of_the_whole_frame(box):
+    """crop_frame cuts the patch in numpy (no whole-frame copy into PIL); the pixels must be
+    those of PIL's own crop of the whole frame (zeros past the border), resized the same way."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for frame in (rng.integers(0, 256, (120, 160, 3)).astype(np.uint8), rng.integers(0, 256, (120, 160)).astype(np.uint8)):
+        x0, y0 = int(np.floor(box[0] + 0.5)), int(np.floor(box[1] + 0.5))
+        side = int(np.floor(box[2] - box[0] + 0.5))
+        patch = Image.fromarray(frame).crop((x0, y0, x0 + side, y0 + side))
+        for size in (side, 32, 299):
+            want = np.asarray(patch if size == side else patch.resize((size, size), Image.Resampling.BICUBIC))
+            assert np.array_equal(crop_frame(frame, np.array(box, float), size), want)
+
+
 def test_boxes_shared_across_qualities_and_with_fakes(prepped):
     _, report, entries = prepped
     assert not report.failed and report.detected_references == 2  # youtube 004 and 005 at raw only

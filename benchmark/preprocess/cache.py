@@ -53,7 +53,10 @@ from dfbench.benchmark.settings import get_settings
 
 # 2: the detection size (``CropParams.detect_size``) joined the keys; entries of version 1
 # were detected at full resolution and live under v1/, where version 2 never looks.
-CACHE_FORMAT_VERSION = 2
+# 3: detection bounded by ``detect_size`` now leaves out the finest levels of the
+# full-resolution pyramid instead of running MTCNN on a swscale copy, which changes boxes
+# (and so crops) by a few percent; entries of version 2 stay under v2/, unread.
+CACHE_FORMAT_VERSION = 3
 FULL_HASH_LIMIT = 2 * 1024 * 1024
 _EDGE = 1024 * 1024
 MAGIC = b"DFBCACHE"
