@@ -105,7 +105,7 @@ def _set_threads(threads: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dfbench.benchmark.runner import RunRequest, matrix_table, run
+    from dfbench.benchmark.runner import RunRequest, run
 
     _set_threads(args.threads)
 
@@ -140,15 +140,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not distributed.is_main():
         return 0  # torchrun: rank 0 prints the tables and the failure summary
+    _print_matrices(rows, f"(mean over {len(request.seeds)} seed(s))")
+    return _finish(failures, args.allow_failures)
+
+
+def _print_matrices(rows: Any, what: str) -> None:
+    """The video- and frame-level AUC matrices of a run's rows (training × test, protocol order)."""
     import pandas as pd
+
+    from dfbench.benchmark.runner import matrix_table
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         for level in ("video", "frame"):
             table = matrix_table(rows, metric="auc", level=level)
             if not table.empty:
-                print(f"\n{level}-level AUC (mean over {len(request.seeds)} seed(s)); rows = training, columns = test")
+                print(f"\n{level}-level AUC {what}; rows = training, columns = test")
                 print(table.to_string())
-    return _finish(failures, args.allow_failures)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -465,7 +472,6 @@ def _eval_roots(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from dfbench.benchmark.evaluate import EvalRequest, evaluate
-    from dfbench.benchmark.runner import matrix_table
 
     _set_threads(args.threads)
     request = EvalRequest(
@@ -485,14 +491,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except DfbenchError:
         _print_failures(failures, only_if_any=True)
         raise
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        for level in ("video", "frame"):
-            table = matrix_table(rows, metric="auc", level=level)
-            if not table.empty:
-                print(f"\n{level}-level AUC of {rows['detector'].iloc[0]} (not trained here); rows = training, columns = test")
-                print(table.to_string())
+    _print_matrices(rows, f"of {rows['detector'].iloc[0]} (not trained here)")
     return _finish(failures, args.allow_failures)
 
 
