@@ -213,4 +213,6 @@ def test_every_registered_perturbation_is_checked_block_by_block() -> None:
     from dfbench.benchmark import perturbations_qad  # noqa: F401
     from dfbench.benchmark.procedures import PERTURBATIONS
 
-    assert set(PERTURBATIONS.names()) == set(BLOCK_VALUES)
+    # dfbench's own operators (other tests register throw-away ones in the same registry)
+    shipped = {n for n in PERTURBATIONS.names() if PERTURBATIONS.get(n).__module__.startswith("dfbench.")}
+    assert shipped == set(BLOCK_VALUES)
