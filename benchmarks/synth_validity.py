@@ -17,7 +17,7 @@ x1.3 like FF++'s baseline crop) so this check needs no face detector.
     python benchmarks/synth_validity.py --root /path/to/ffpp --traces  # trace statistics only
 
 ``--traces`` prints, per method and quality, how well the fixed trace statistics of
-``dfbench.datasets.synth.traces`` (coarse seam step, fine high-pass energy) separate each
+``dfbench.datasets.synth.traces`` (seam step, mid-band and fine high-pass energy) separate each
 fake from its target's real video over the val + test pairs (the table in docs/synthetic.md).
 """
 
@@ -141,19 +141,19 @@ def trace_table(root: Path) -> dict[str, dict[str, float]]:
     """Separability (folded ROC AUC) of fakes vs their targets' real videos by each fixed trace
     statistic, per method and quality, over the val and test pairs (no learning)."""
     from dfbench.datasets.synth.encode import read_mask
-    from dfbench.datasets.synth.traces import fine_energy, seam_step, separability
+    from dfbench.datasets.synth.traces import STATISTICS, separability
 
     pairs = [pair for split in ("val", "test") for pair in json.loads((root / "splits" / f"{split}.json").read_text())]
     table: dict[str, dict[str, float]] = {}
     for method in METHODS:
         for quality in ("raw", "c23", "c40"):
-            values: dict[str, tuple[list[float], list[float]]] = {"seam": ([], []), "fine": ([], [])}
+            values: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in STATISTICS}
             for a, b in pairs:
                 for target, source in ((a, b), (b, a)):
                     mask = read_mask(root / FAKE_DIR / method / "masks" / "videos" / f"{target}_{source}.mp4")
                     real = read_video(root / REAL_DIR / quality / "videos" / f"{target}.mp4")
                     fake = read_video(root / FAKE_DIR / method / quality / "videos" / f"{target}_{source}.mp4")
-                    for name, stat in (("seam", seam_step), ("fine", fine_energy)):
+                    for name, stat in STATISTICS.items():
                         values[name][0].append(stat(real, mask))
                         values[name][1].append(stat(fake, mask))
             table[f"{method}/{quality}"] = {name: round(separability(*v), 3) for name, v in values.items()}
@@ -207,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             table = trace_table(root)
             all_results[str(root) if seed is None else f"seed{seed}"] = {"traces": table}
             print(f"== {root}: separability of fakes from their targets (val + test pairs)")
-            print("  method/quality               seam step   fine energy")
+            stats = list(next(iter(table.values())))
+            print(f"  {'method/quality':28s}" + "".join(f"{name:>8s}" for name in stats))
             for name, r in table.items():
-                print(f"  {name:28s} {r['seam']:9.3f} {r['fine']:13.3f}")
+                print(f"  {name:28s}" + "".join(f"{r[stat]:8.3f}" for stat in stats))
             continue
         results = evaluate(root, args)
         failures = verdict(results, args.train_method)
