@@ -138,10 +138,11 @@ def evaluate(root: Path, args: argparse.Namespace) -> dict[str, dict[str, float]
 
 
 def trace_table(root: Path) -> dict[str, dict[str, float]]:
-    """Separability (folded ROC AUC) of fakes vs their targets' real videos by each fixed trace
-    statistic, per method and quality, over the val and test pairs (no learning)."""
+    """Separability of fakes vs their targets' real videos by each fixed trace statistic, per
+    method and quality, over the val and test pairs (no learning): folded ROC AUC over all
+    videos, and the paired fraction (each fake against its own target's real video)."""
     from dfbench.datasets.synth.encode import read_mask
-    from dfbench.datasets.synth.traces import STATISTICS, separability
+    from dfbench.datasets.synth.traces import STATISTICS, paired_separability, separability
 
     pairs = [pair for split in ("val", "test") for pair in json.loads((root / "splits" / f"{split}.json").read_text())]
     table: dict[str, dict[str, float]] = {}
@@ -156,7 +157,9 @@ def trace_table(root: Path) -> dict[str, dict[str, float]]:
                     for name, stat in STATISTICS.items():
                         values[name][0].append(stat(real, mask))
                         values[name][1].append(stat(fake, mask))
-            table[f"{method}/{quality}"] = {name: round(separability(*v), 3) for name, v in values.items()}
+            row = {name: round(separability(*v), 3) for name, v in values.items()}
+            row.update({f"{name} paired": round(paired_separability(*v), 3) for name, v in values.items()})
+            table[f"{method}/{quality}"] = row
     return table
 
 
@@ -208,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             all_results[str(root) if seed is None else f"seed{seed}"] = {"traces": table}
             print(f"== {root}: separability of fakes from their targets (val + test pairs)")
             stats = list(next(iter(table.values())))
-            print(f"  {'method/quality':28s}" + "".join(f"{name:>8s}" for name in stats))
+            print(f"  {'method/quality':28s}" + "".join(f"{name:>13s}" for name in stats))
             for name, r in table.items():
-                print(f"  {name:28s}" + "".join(f"{r[stat]:8.3f}" for stat in stats))
+                print(f"  {name:28s}" + "".join(f"{r[stat]:13.3f}" for stat in stats))
             continue
         results = evaluate(root, args)
         failures = verdict(results, args.train_method)
