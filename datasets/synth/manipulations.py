@@ -13,11 +13,13 @@ real method's, not to imitate its pixels:
 - FaceSwap: the source's real face warped onto the target's face geometry with bilinear
   resampling, colour transfer, an almost hard mask edge.
 - Face2Face: the target's own face with its eyes and mouth re-posed to the source's
-  expression by a smooth warp (bilinear resampling traces, no identity change).
-- NeuralTextures: the mouth and lower-face texture re-rendered: same geometry and shading,
-  but the camera noise is gone and a faint high-frequency pattern fixed to the face
-  surface replaces it. Subtle by design; heavy compression removes it (the
-  "cross-quality collapse" the seed papers study).
+  expression by a smooth warp (bilinear resampling traces, no identity change); the
+  re-posed regions are lit a few levels off the frame (coarse: the transfer boundary).
+- NeuralTextures: the mouth and lower-face texture re-rendered: same geometry, but the
+  camera noise is replaced by the renderer's fine grain (fine: heavy compression removes
+  it, the "cross-quality collapse" the seed papers study), the texture has half the
+  frame's resolution and the region's shading/colour is a few levels off, a seam along
+  its outline (coarse: crf 40 weakens them but keeps them).
 - FaceShifter: high-quality swap with matched colour, fresh sensor noise, wide feathered
   blend and a faint periodic generator fingerprint.
 """
@@ -60,10 +62,12 @@ NT_REGION = (0.54, 0.43)  # half-width added to the mouth width, half-height (fa
 FSH_FINGERPRINT_AMPLITUDE = 1.2  # FaceShifter generator fingerprint (levels)
 FSH_FINGERPRINT_PERIOD = 8.0
 # Coarse traces (generator version 3): beside the fine grain, the re-rendered region of NT
-# and F2F is off in shading/colour by a few levels, a step along the blend seam tens of
-# pixels long. H.264 at crf 40 keeps block means (DC) and weakens, but does not remove, such
-# steps. Magnitudes (levels, RGB norm of the per-video offset) were set from ERM/data
-# properties only (docs/synthetic.md, "Multi-scale traces").
+# and F2F is off in shading/colour by a few levels (a step along the blend seam tens of
+# pixels long), and NT's texture is rendered at half resolution (softened lip and mouth
+# edges, a 2-6 px scale). H.264 at crf 40 weakens such traces but keeps them. Chosen from
+# ERM/data properties only: an NT shading offset alone of norm 6, 12 or 18 levels was not
+# learned at c40 (synth_validity-style in-memory ERM, 6 epochs, c40 -> c40 video AUC 0.50,
+# 0.50, 0.52), so the half-resolution render was added (docs/synthetic.md).
 NT_SHADE_SHIFT = 10.0  # NT: colour/shading offset of the re-rendered lower face
 NT_DOWNSCALE = 2.0  # NT: the neural texture is rendered at frame / this and up-sampled
 F2F_SHADE_SHIFT = 12.0  # F2F: illumination mismatch of the re-rendered mouth and eyes
