@@ -14,6 +14,11 @@ x1.3 like FF++'s baseline crop) so this check needs no face detector.
     python benchmarks/synth_validity.py --scale mini                # generate (cached) + check
     python benchmarks/synth_validity.py --root /path/to/ffpp --check  # exit 1 if a target fails
     python benchmarks/synth_validity.py --scale mini --seeds 0 1 2    # several data seeds
+    python benchmarks/synth_validity.py --root /path/to/ffpp --traces  # trace statistics only
+
+``--traces`` prints, per method and quality, how well the fixed trace statistics of
+``dfbench.datasets.synth.traces`` (seam step, mid-band and fine high-pass energy) separate each
+fake from its target's real video over the val + test pairs (the table in docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -132,6 +137,32 @@ def evaluate(root: Path, args: argparse.Namespace) -> dict[str, dict[str, float]
     return results
 
 
+def trace_table(root: Path) -> dict[str, dict[str, float]]:
+    """Separability of fakes vs their targets' real videos by each fixed trace statistic, per
+    method and quality, over the val and test pairs (no learning): folded ROC AUC over all
+    videos, and the paired fraction (each fake against its own target's real video)."""
+    from dfbench.datasets.synth.encode import read_mask
+    from dfbench.datasets.synth.traces import STATISTICS, paired_separability, separability
+
+    pairs = [pair for split in ("val", "test") for pair in json.loads((root / "splits" / f"{split}.json").read_text())]
+    table: dict[str, dict[str, float]] = {}
+    for method in METHODS:
+        for quality in ("raw", "c23", "c40"):
+            values: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in STATISTICS}
+            for a, b in pairs:
+                for target, source in ((a, b), (b, a)):
+                    mask = read_mask(root / FAKE_DIR / method / "masks" / "videos" / f"{target}_{source}.mp4")
+                    real = read_video(root / REAL_DIR / quality / "videos" / f"{target}.mp4")
+                    fake = read_video(root / FAKE_DIR / method / quality / "videos" / f"{target}_{source}.mp4")
+                    for name, stat in STATISTICS.items():
+                        values[name][0].append(stat(real, mask))
+                        values[name][1].append(stat(fake, mask))
+            row = {name: round(separability(*v), 3) for name, v in values.items()}
+            row.update({f"{name} paired": round(paired_separability(*v), 3) for name, v in values.items()})
+            table[f"{method}/{quality}"] = row
+    return table
+
+
 def verdict(results: dict[str, dict[str, float]], method: str) -> list[str]:
     """The targets that fail (empty = the set is fit for purpose)."""
     raw = results[f"{method}/raw"]["frame_auc"]
@@ -161,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="crop side")
     p.add_argument("--check", action="store_true", help="exit 1 when a validity target fails")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--traces", action="store_true", help="only the fixed trace statistics' table (no training)")
     args = p.parse_args(argv)
 
     import torch
@@ -174,6 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         if seed is not None:
             generate_ffpp_like(root, scale=args.scale, seed=seed, progress=True)
         gen_s = time.perf_counter() - t0
+        if args.traces:
+            table = trace_table(root)
+            all_results[str(root) if seed is None else f"seed{seed}"] = {"traces": table}
+            print(f"== {root}: separability of fakes from their targets (val + test pairs)")
+            stats = list(next(iter(table.values())))
+            print(f"  {'method/quality':28s}" + "".join(f"{name:>13s}" for name in stats))
+            for name, r in table.items():
+                print(f"  {name:28s}" + "".join(f"{r[stat]:13.3f}" for stat in stats))
+            continue
         results = evaluate(root, args)
         failures = verdict(results, args.train_method)
         failed |= bool(failures)

@@ -13,11 +13,13 @@ real method's, not to imitate its pixels:
 - FaceSwap: the source's real face warped onto the target's face geometry with bilinear
   resampling, colour transfer, an almost hard mask edge.
 - Face2Face: the target's own face with its eyes and mouth re-posed to the source's
-  expression by a smooth warp (bilinear resampling traces, no identity change).
-- NeuralTextures: the mouth and lower-face texture re-rendered: same geometry and shading,
-  but the camera noise is gone and a faint high-frequency pattern fixed to the face
-  surface replaces it. Subtle by design; heavy compression removes it (the
-  "cross-quality collapse" the seed papers study).
+  expression by a smooth warp (bilinear resampling traces, no identity change); the
+  re-posed regions are lit a few levels off the frame (coarse: the transfer boundary).
+- NeuralTextures: the mouth and lower-face texture re-rendered: same geometry, but the
+  camera noise is replaced by the renderer's fine grain (fine: heavy compression removes
+  it, the "cross-quality collapse" the seed papers study), the texture has half the
+  frame's resolution and the region's shading/colour is a few levels off, a seam along
+  its outline (coarse: crf 40 weakens them but keeps them).
 - FaceShifter: high-quality swap with matched colour, fresh sensor noise, wide feathered
   blend and a faint periodic generator fingerprint.
 """
@@ -59,6 +61,16 @@ NT_GRAIN_SIGMA = 0.5  # spatial correlation of the grain (pixels)
 NT_REGION = (0.54, 0.43)  # half-width added to the mouth width, half-height (face units)
 FSH_FINGERPRINT_AMPLITUDE = 1.2  # FaceShifter generator fingerprint (levels)
 FSH_FINGERPRINT_PERIOD = 8.0
+# Coarse traces (generator version 3): beside the fine grain, the re-rendered region of NT
+# and F2F is off in shading/colour by a few levels (a step along the blend seam tens of
+# pixels long), and NT's texture is rendered at half resolution (softened lip and mouth
+# edges, a 2-6 px scale). H.264 at crf 40 weakens such traces but keeps them. Chosen from
+# ERM/data properties only: an NT shading offset alone of norm 6, 12 or 18 levels was not
+# learned at c40 (synth_validity-style in-memory ERM, 6 epochs, c40 -> c40 video AUC 0.50,
+# 0.50, 0.52), so the half-resolution render was added (docs/synthetic.md).
+NT_SHADE_SHIFT = 10.0  # NT: colour/shading offset of the re-rendered lower face
+NT_DOWNSCALE = 2.0  # NT: the neural texture is rendered at frame / this and up-sampled
+F2F_SHADE_SHIFT = 12.0  # F2F: illumination mismatch of the re-rendered mouth and eyes
 
 
 @dataclass
@@ -88,6 +100,13 @@ def _composite(real: np.ndarray, content: np.ndarray, alpha: np.ndarray) -> tupl
     alpha = _quantise(alpha)
     fake = real + alpha[..., None] * (content - real)
     return to_uint8(fake), (alpha > 0).astype(np.uint8) * 255
+
+
+def shade_offset(rng: np.random.Generator, norm: float) -> np.ndarray:
+    """A per-video RGB offset of the given norm: mostly brightness (the renderer's shading
+    estimate is off), partly colour (its albedo is off), sign and hue drawn at random."""
+    direction = np.array([1.0, 1.0, 1.0]) * rng.choice([-1.0, 1.0]) + rng.normal(0.0, 0.5, 3)
+    return (norm * direction / np.linalg.norm(direction)).astype(np.float32)
 
 
 def _ellipse(co: FaceCoords, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
@@ -165,6 +184,9 @@ def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
     # a per-video sub-pixel expression offset so every frame is resampled, as a re-rendered
     # expression would be even when the source's expression matches the target's
     base_lift = p.rng.uniform(0.01, 0.02) * p.rng.choice([-1.0, 1.0])
+    # coarse trace: the re-rendered mouth and eyes are lit by the estimated illumination,
+    # which is a few levels off the real frame's (a shading step along the transfer boundary)
+    shade = shade_offset(np.random.default_rng(p.rng.integers(2**63)), F2F_SHADE_SHIFT)
     fakes, masks = [], []
     for t in range(len(p.target_motion)):
         pose_t = p.target_motion.pose(t)
@@ -184,7 +206,7 @@ def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
         blink = p.source_motion.eye_open[t] - p.target_motion.eye_open[t]
         dv_eyes = -(v - tgt.eye_y) * 0.5 * blink + base_lift * 0.5
         v_src = v - w_mouth * dv_mouth - w_eyes * dv_eyes
-        warped = _sample(p.target_frames[t], _face_to_pixels(pose_t, tgt, p.size, u, v_src))
+        warped = _sample(p.target_frames[t], _face_to_pixels(pose_t, tgt, p.size, u, v_src)) + shade
         alpha = np.clip(1.8 * np.maximum(w_mouth, w_eyes) - 0.15, 0.0, 1.0)
         f, m = _composite(p.target_frames[t], warped, alpha)
         fakes.append(f)
@@ -194,6 +216,8 @@ def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
 
 def neuraltextures(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
     tgt = p.target
+    shade = shade_offset(np.random.default_rng(p.rng.integers(2**63)), NT_SHADE_SHIFT)
+    low = max(8, int(round(p.size / NT_DOWNSCALE)))
     fakes, masks = [], []
     for t in range(len(p.target_motion)):
         pose_t = p.target_motion.pose(t)
@@ -206,9 +230,14 @@ def neuraltextures(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
         # noise: its output carries its own fine grain, which lives at the highest frequencies
         # and is discarded by heavy compression
         clean = real - p.target_noise[t]
+        # coarse trace: the neural texture has less resolution than the frame, so the region's
+        # edges (lips, mouth opening) are softened at a scale of a few pixels, which crf 40 keeps
+        clean = _resize(_resize(clean, (low, low), Image.Resampling.BOX), (p.size, p.size), Image.Resampling.BILINEAR)
         grain = ndimage.gaussian_filter(p.rng.normal(0.0, 1.0, real.shape[:2]).astype(np.float32), NT_GRAIN_SIGMA)
         grain *= NT_GRAIN_STD / float(grain.std() + 1e-6)
-        f, m = _composite(real, clean + grain[..., None], alpha)
+        # coarse trace: the renderer's shading/colour of the region is off by a few levels,
+        # which the narrow blend turns into a seam along the region's outline
+        f, m = _composite(real, clean + grain[..., None] + shade, alpha)
         fakes.append(f)
         masks.append(m)
     return np.stack(fakes), np.stack(masks)
