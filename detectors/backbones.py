@@ -17,7 +17,6 @@ its backbone and that file's sha256 (result rows record both).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from dfbench.benchmark.errors import ConfigError
+from dfbench.benchmark.plugins import file_sha256  # one helper for weights, plug-ins, checkpoints
 
 # the file names timm publishes on the Hugging Face hub, in the order timm tries them
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -68,15 +68,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ConfigError(f"Weights file {path} does not hold a state dict of tensors.")
     return obj
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (read in 1 MiB chunks: weight files are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hf_hub_cache() -> Path:
