@@ -427,12 +427,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             meta = DETECTORS.meta(name)
             print(f"{name:24s} {meta.get('paper', ''):14s} {meta.get('description', '')}")
     elif args.what == "protocols":
-        from dfbench.benchmark.protocol import load_protocol, protocol_files
+        from dfbench.benchmark.protocol_index import protocol_headers
 
-        # by path: loading by name would re-read every protocol file once per protocol
-        for name, path in sorted(protocol_files().items()):
-            spec = load_protocol(path)
-            print(f"{name:22s} v{spec.version}  {spec.description}")
+        # the files' own headers, not validated here (a run validates the spec it uses): fast
+        for name, (version, description) in sorted(protocol_headers().items()):
+            print(f"{name:22s} v{version}  {description}")
     else:
         from dfbench.datasets import DATASETS
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.metrics import METRICS
+from dfbench.benchmark.protocol_index import protocol_files  # re-exported: the shipped specs by name
 from dfbench.datasets.base import Selection
 
 
@@ -476,21 +476,6 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         ),
         raw={**{k: v for k, v in spec.items() if k != "paper_cells"}, "_preset": preset},
     )
-
-
-def protocol_files() -> dict[str, Path]:
-    """Every shipped protocol spec, by name (directory scan, like lm-eval's task index)."""
-    folder = resources.files("dfbench.benchmark") / "protocols"
-    out: dict[str, Path] = {}
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith((".yaml", ".yml")):
-            path = Path(str(entry))
-            with open(path) as fh:
-                name = str((yaml.safe_load(fh) or {}).get("name", path.stem))
-            if name in out:
-                raise ConfigError(f"Two protocol files are named {name!r}: {out[name]} and {path}.")
-            out[name] = path
-    return out
 
 
 def list_protocols() -> list[str]:

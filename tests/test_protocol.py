@@ -74,3 +74,15 @@ def test_user_yaml_file_and_unknown_name(tmp_path) -> None:
     assert load_protocol(path).name == "p"
     with pytest.raises(ConfigError, match="Did you mean cross_quality"):
         load_protocol("cross_qualty")
+
+
+def test_the_fast_protocol_listing_states_what_the_validated_specs_say() -> None:
+    """`dfbench list protocols` reads the files' headers without validating them (fast start);
+    each header must be what the validated spec says."""
+    from dfbench.benchmark.protocol_index import protocol_headers
+
+    headers = protocol_headers()
+    assert set(headers) == set(list_protocols())
+    for name, path in protocol_files().items():
+        spec = load_protocol(path)
+        assert headers[name] == (str(spec.version), spec.description)
