@@ -28,6 +28,7 @@ from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.benchmark.frames import FailedVideo, FrameSet
 from dfbench.benchmark.preprocess.cache import CropCache, CropParams
 from dfbench.benchmark.preprocess.pipeline import ensure_crops, video_name
+from dfbench.benchmark.preprocess.reencode import offered_qualities, with_reencoded
 from dfbench.benchmark.rows import Rows, concat_rows, npz_members, stack_rows, take_rows, zero_rows
 from dfbench.benchmark.settings import get_settings
 from dfbench.datasets.base import DATASETS, DatasetAdapter, Selection, get_dataset
@@ -49,12 +50,14 @@ def clear_index_memo() -> None:
 
 
 def dataset_index(name: str, root: str | Path) -> tuple[DatasetAdapter, pd.DataFrame]:
-    """The adapter for ``name`` at ``root`` and its index, built once per (name, root)."""
+    """The adapter for ``name`` at ``root`` and its index, built once per (name, root). The
+    index holds the re-encoded c23/c40 rows of a single-quality dataset too
+    (``preprocess.reencode.with_reencoded``; a selection naming no quality leaves them out)."""
     key = (name, str(Path(root).expanduser().resolve()))
     if key not in _INDEX_MEMO:
         load_adapters()
         adapter = get_dataset(name, root)
-        _INDEX_MEMO[key] = (adapter, adapter.build_index())
+        _INDEX_MEMO[key] = (adapter, with_reencoded(adapter.build_index(), adapter))
     return _INDEX_MEMO[key]
 
 
@@ -75,6 +78,13 @@ def default_roots(data_root: Path | None, datasets: Iterable[str], *, progress: 
                 "with the folder that holds the datasets."
             ) from exc
         synth.ensure_embedded_data("mini", progress=progress)
+        for name in names:
+            generator = DATASETS.get(name).embedded_generator
+            if generator is not None:  # a stand-in made only for runs that need it
+                module, _, function = generator.partition(":")
+                getattr(importlib.import_module(module), function)(
+                    synth.embedded_root("mini"), scale="mini", progress=progress
+                )
         for name in names:
             sub = DATASETS.get(name).embedded_subdir
             path = get_settings().data / "mini" / sub if sub else None
@@ -187,7 +197,7 @@ def selection_rows(
     needed = [rows]
     if "qualities" in requires:
         wanted_q = sel.qualities if sel.qualities is not None else adapter.qualities
-        qualities = [q for q in adapter.qualities if q in wanted_q]
+        qualities = [q for q in offered_qualities(adapter) if q in wanted_q]
         rows, others = _quality_rows(rows, index, qualities)
         needed.append(others)
     if "paired_real" in requires:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
 from dfbench.benchmark.errors import ConfigError
+from dfbench.benchmark.preprocess.reencode import offered_qualities
 from dfbench.benchmark.procedures import PERTURBATIONS, PROCEDURES, TEST_TRANSFORMS
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec
 from dfbench.datasets.base import DATASETS
@@ -42,7 +43,7 @@ def check_data(data: Sequence[DataSpec], where: str) -> None:
         known = {
             "methods": adapter.fake_methods,
             "reals": adapter.real_methods,
-            "qualities": adapter.qualities,
+            "qualities": offered_qualities(adapter),  # incl. a single-quality dataset's c23/c40
         }
         for key, allowed in known.items():
             values = getattr(d, key)

@@ -33,6 +33,9 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "mask_path",
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# index column the data layer adds: the quality a row's file is re-encoded to ("" = as shipped;
+# dfbench.benchmark.preprocess.reencode)
+REENCODED = "reencode"
 
 
 def make_video_id(dataset: str, method: str, quality: str, name: str) -> str:
@@ -102,6 +105,10 @@ class DatasetAdapter(ABC):
     embedded_subdir: ClassVar[str | None] = None
     # conventional folder name under --data-root (e.g. "FaceForensics++")
     default_dirname: ClassVar[str | None] = None
+    # "module:function" that writes this dataset's embedded stand-in when a run needs it
+    # (called as function(embedded_root, scale=, progress=) -> folder); None = the stand-in,
+    # if any, is generated with the embedded benchmark itself
+    embedded_generator: ClassVar[str | None] = None
 
     @classmethod
     def looks_like(cls, root: str | Path) -> bool:
@@ -156,7 +163,8 @@ class Selection:
 
     ``methods``: fake methods to include (None = every fake method);
     ``reals``: real methods to include (None = the adapter's ``real_methods``; () = none);
-    ``qualities``: None = every quality.
+    ``qualities``: None = every quality the dataset ships (not the c23/c40 re-encodings the
+    data layer offers for a single-quality dataset: those are used only when named).
     """
 
     dataset: str
@@ -174,6 +182,8 @@ class Selection:
         rows = rows[keep_fake | keep_real]
         if self.qualities is not None:
             rows = rows[rows["quality"].isin(self.qualities)]
+        elif REENCODED in rows.columns:  # no quality named: the dataset's own videos only
+            rows = rows[rows[REENCODED] == ""]
         return rows.reset_index(drop=True)
 
 

@@ -207,12 +207,20 @@ def test_pim_table_i_matrix_and_table_ii_reasons(ref: pd.DataFrame, tables: dict
 
 
 def test_qad_faceshifter_column_and_self_compressed_celeb_df(ref: pd.DataFrame, tables: dict) -> None:
-    assert load_protocol("quality_agnostic").version == 3 and load_protocol("quality_aware").version == 3
+    assert load_protocol("quality_agnostic").version == 4 and load_protocol("quality_aware").version == 4
     # QAD ResNet-50, FaceShifter mixed: 99.12 (Table 1); ERM [x3] ResNet-50 FSH mean: 98.71 (Table 3)
     got = shown(ref, "quality_agnostic", "qad", ("FaceShifter", "FaceShifter/mixed", "", None), "frame")
     assert got[("qad Table 1", "QAD", "ResNet-50", "FF++/FSH mixed")] == pytest.approx(0.9912)
     aware = shown(ref, "quality_aware", "erm", ("", "FaceShifter/mean(raw,c23,c40)", "", None), "frame")
     assert aware[("qad Table 3", "ERM [x3]", "ResNet-50", "FF++/FSH")] == pytest.approx(0.9871)
-    # Celeb-DF v2 ships uncompressed; QAD compresses it to c23/c40 itself
+    # Celeb-DF v2 and FFIW10K ship at one quality; QAD compresses them to c23/c40 itself, and so
+    # does dfbench (preprocess.reencode): QAD-R CDFv2 98.36, FFIW10K 99.10 (Table 1); ERM [x3]
+    # ResNet-50 CDFv2 97.09 (Table 3)
+    got = shown(ref, "quality_agnostic", "qad", ("CDFv2", "CDFv2/mixed", "", None), "frame")
+    assert got[("qad Table 1", "QAD", "ResNet-50", "CDFv2 mixed")] == pytest.approx(0.9836)
+    got = shown(ref, "quality_agnostic", "qad", ("FFIW10K", "FFIW10K/mixed", "", None), "frame")
+    assert got[("qad Table 1", "QAD", "ResNet-50", "FFIW10K mixed")] == pytest.approx(0.9910)
+    aware = shown(ref, "quality_aware", "erm", ("", "CDFv2/mean(orig,c23,c40)", "", None), "frame")
+    assert aware[("qad Table 3", "ERM [x3]", "ResNet-50", "CDFv2")] == pytest.approx(0.9709)
     reasons = dict(tables[("qad", "Table 1")].uncovered)
-    assert reasons["no compressed version: CDFv2 ships at orig only; the paper compresses it to c23/c40 itself"] == 7
+    assert not any(r.startswith(("no compressed version", "no dataset adapter: FFIW10K")) for r in reasons)

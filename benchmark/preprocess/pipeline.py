@@ -23,6 +23,11 @@ and ``landmarks``/``probs`` are NaN (no detector ran: only FF++/Celeb-DF-style v
 have landmarks). The entry's key hashes the archive file and the sequence key
 (``sequence_identity``). An unreadable or unsafe archive fails its sequences with the
 adapter's reason; the run goes on.
+
+A row whose ``reencode`` column names a quality (a single-quality dataset's c23/c40, see
+``reencode``) is the same file re-encoded at that quality before it is cropped; its key
+hashes the file's identity and the re-encoding, and it reuses the boxes of the file itself
+(its best quality) like any other quality of a video.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from dfbench.benchmark.preprocess.faces import (
     landmarks_to_crop,
     square_boxes,
 )
+from dfbench.benchmark.preprocess.reencode import REENCODE_COLUMN, read_reencoded, reencoded_identity
 from dfbench.benchmark.preprocess.video import (
     DecodedFrames,
     VideoReadError,
@@ -159,6 +165,13 @@ class _Member:
     path: str
     key: str
     mask_path: str  # "" when none
+    reencode: str = ""  # the quality the file is re-encoded to before cropping ("" = as is)
+
+    def read(self, params: CropParams) -> DecodedFrames:
+        """The member's sampled frames (of its re-encoding when it has one)."""
+        if self.reencode:
+            return read_reencoded(self.path, self.reencode, count=params.frames, sampler=params.sampler)
+        return read_frames(self.path, count=params.frames, sampler=params.sampler)
 
 
 @dataclass
@@ -281,8 +294,8 @@ def _process_group(
         try:
             decoded = (
                 ref_frames
-                if ref_frames is not None and m.path == group.reference_path
-                else read_frames(m.path, count=params.frames, sampler=params.sampler)
+                if ref_frames is not None and m.path == group.reference_path and not m.reencode
+                else m.read(params)
             )
         except VideoReadError as exc:
             entry = _failure(str(exc))
@@ -482,6 +495,9 @@ def ensure_crops(
         except OSError as exc:
             report.failed[vid] = f"reference video file {path_of[ref_id]} cannot be read ({exc.strerror or exc})"
             continue
+        reencode = str(row.get(REENCODE_COLUMN, "") or "")
+        if reencode:  # the same file re-encoded: its own identity, so its own cache entry
+            ident = reencoded_identity(ident, reencode)
         mask_path = str(row.get("mask_path", "") or "")
         mask_ident = None
         if mask_path:
@@ -497,7 +513,7 @@ def ensure_crops(
         group = groups.setdefault(
             ref_id, _Group(ref_id, str(path_of[ref_id]), cache.box_key(ref_ident, params), [])
         )
-        group.members.append(_Member(vid, str(row["path"]), key, mask_path))
+        group.members.append(_Member(vid, str(row["path"]), key, mask_path, reencode))
     report.rebuilt_corrupt = cache.stats.corrupt[corrupt_before:]
 
     n_todo = sum(len(g.members) for g in groups.values()) + sum(len(b.members) for b in batches.values())

@@ -1,0 +1,205 @@
+"""A small FFIW10K-like set in the official layout, generated only when a run needs it.
+
+```
+<embedded>/<scale>/ffiw10k/source/{train,val,test}/<split>_<NNNNNNNN>.mp4   real
+<embedded>/<scale>/ffiw10k/target/{train,val,test}/<split>_<NNNNNNNN>.mp4   fake
+```
+
+The FFIW10K adapter (``dfbench.datasets.ffiw10k``) reads it; its ``embedded_generator``
+names ``ensure_ffiw_like``, which ``dfbench.benchmark.data.default_roots`` calls only for a
+run whose protocol names ``ffiw10k`` (the embedded benchmark's other sets do not wait for it).
+The real FFIW10K release has no test split in its main download (a separate test release
+holds it); the stand-in holds all three splits so that a protocol trains, selects and tests.
+
+Content: every real video is a new capture (identities, motion and sensor noise from random
+streams keyed ``[seed, CROSS_STREAM, DATASET_CODES["ffiw10k"], part, k]``, disjoint from the
+other stand-ins'); its fake, the ``target`` video of the same name, is the same capture with
+the face swapped for another capture's person by ``cross_dataset.swap`` in ``FFIW_SWAP``
+style: a good swap (colour matched, feathered blend) with a mild up-sampling trace, between
+the Celeb-DF-like and DFDCP-like ones. Frames are wider than tall (in-the-wild footage),
+faces a smaller part of the frame. One face per frame: FFIW10K shows about three people per
+frame with a subset swapped; the stand-in keeps one person (dfbench crops one face per frame
+anyway), so it tests the adapter, the re-encoding and the protocols, not multi-person
+detection. Videos are encoded as ``VIDEO_QUALITY`` (H.264 crf 23), like the other stand-ins
+of compressed datasets. Generation is deterministic given (scale, seed); the set is written
+to a temporary folder and renamed into place, its marker (``FFIW_GENERATOR_VERSION``) last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dfbench.benchmark.errors import ConfigError, DatasetError
+from dfbench.datasets.synth.cross_dataset import (
+    VIDEO_QUALITY,
+    Capture,
+    SwapStyle,
+    _Bar,
+    _rng,
+    _screen,
+    render_capture,
+    swap,
+)
+from dfbench.datasets.synth.encode import write_video
+from dfbench.datasets.synth.faces import random_identity, random_motion, to_uint8
+from dfbench.datasets.synth.ffpp import MARKER, read_marker, removed_on_failure
+from dfbench.datasets.synth.manipulations import PairVideos
+
+FFIW_GENERATOR_VERSION = 1  # bump when the content changes, so the stand-in is regenerated
+SUBDIR = "ffiw10k"  # the adapter's embedded_subdir
+DATASET = "ffiw10k"  # its key in cross_dataset.DATASET_CODES
+FFIW_SWAP = SwapStyle(skin_mix=0.25, downscale=1.8, blend_sigma=0.12, noise_gain=0.7, colour_match=0.8)
+SPLIT_ORDER = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FFIWScale:
+    """Size of the FFIW10K-like set at one scale (videos per class and split)."""
+
+    frames: int
+    size: int  # frame width; height is 3/4 of it (a multiple of 128: reproducible H.264)
+    train: int
+    val: int
+    test: int
+
+    def __post_init__(self) -> None:
+        if self.size % 128:
+            raise ValueError("size must be a multiple of 128 for byte-reproducible H.264")
+
+    def per_split(self) -> dict[str, int]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+FFIW_SCALES: dict[str, FFIWScale] = {
+    "tiny": FFIWScale(6, 128, 2, 1, 1),
+    "mini": FFIWScale(12, 128, 8, 4, 4),  # 16 real / 16 fake
+    "small": FFIWScale(16, 128, 20, 6, 10),
+    "full": FFIWScale(32, 256, 60, 20, 40),
+}
+
+
+def get_ffiw_scale(scale: str) -> FFIWScale:
+    if scale not in FFIW_SCALES:
+        raise ConfigError(f"Unknown synthetic scale {scale!r}; choose one of {sorted(FFIW_SCALES)}.")
+    return FFIW_SCALES[scale]
+
+
+def frame_shape(sc: FFIWScale) -> tuple[int, int]:
+    """(height, width): 4:3 landscape, rendered square at the width and cut."""
+    return sc.size * 3 // 4, sc.size
+
+
+def _matches(marker: dict[str, Any] | None, scale: str, seed: int) -> bool:
+    return (
+        marker is not None
+        and marker.get("version") == FFIW_GENERATOR_VERSION
+        and marker.get("scale") == scale
+        and marker.get("seed") == seed
+    )
+
+
+def ffiw_like_complete(folder: Path, scale: str = "mini", seed: int = 0) -> bool:
+    """Whether ``folder`` holds the finished set of this scale, seed and generator version."""
+    return _matches(read_marker(Path(folder)), scale, seed)
+
+
+def _write(out: Path, sc: FFIWScale, seed: int, progress: bool) -> dict[str, int]:
+    height, width = frame_shape(sc)
+    top = (width - height) // 2
+    rows = slice(top, top + height)
+
+    def capture(k: int) -> Capture:
+        rng = _rng(seed, DATASET, 6, k)
+        motion = random_motion(_rng(seed, DATASET, 2, k), sc.frames)
+        motion = replace(motion, scale=motion.scale * rng.uniform(0.6, 0.75))
+        return Capture(random_identity(_rng(seed, DATASET, 1, k)), motion, (3, k), noise_gain=float(rng.uniform(1.0, 1.5)))
+
+    total = sum(sc.per_split().values())
+    caps = _screen(capture, total, width, seed, DATASET, crop_rows=rows)
+    counts: dict[str, int] = {}
+    with _Bar(progress, total, f"synthetic FFIW10K ({2 * total} videos)") as tick:
+        frames_of = {k: render_capture(cap, width, seed, DATASET) for k, cap in enumerate(caps)}
+        k = 0
+        for split in SPLIT_ORDER:
+            n = sc.per_split()[split]
+            for j in range(n):
+                name = f"{split}_{j:08d}.mp4"
+                real, noise = frames_of[k]
+                write_video(out / "source" / split / name, to_uint8(real[:, rows]), VIDEO_QUALITY)
+                s = (k + 1 + int(_rng(seed, DATASET, 4, k).integers(0, len(caps) - 1))) % len(caps)
+                pair = PairVideos(
+                    size=width,
+                    target=caps[k].identity,
+                    target_motion=caps[k].motion,
+                    target_frames=real,
+                    target_noise=noise,
+                    source=caps[s].identity,
+                    source_motion=caps[s].motion,
+                    source_frames=frames_of[s][0],
+                    rng=_rng(seed, DATASET, 5, k),
+                )
+                write_video(out / "target" / split / name, swap(pair, FFIW_SWAP)[:, rows], VIDEO_QUALITY)
+                k += 1
+                tick()
+            counts[f"source/{split}"] = counts[f"target/{split}"] = n
+    return counts
+
+
+def generate_ffiw_like(out: Path, *, scale: str = "mini", seed: int = 0, progress: bool = True) -> Path:
+    """Write the FFIW10K-like set into ``out`` (kept when its marker already matches; a folder
+    that is not a dfbench synthetic set is never touched: ``DatasetError``)."""
+    out = Path(out).expanduser()
+    spec = get_ffiw_scale(scale)
+    if ffiw_like_complete(out, scale, seed):
+        return out
+    if out.exists() and read_marker(out) is None and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not a dfbench synthetic set; move it away or choose another root.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with removed_on_failure(tmp, out):
+        tmp.mkdir()
+        counts = _write(tmp, spec, seed, progress)
+        marker = {
+            "generator": "dfbench synthetic ffiw10k-like set",
+            "version": FFIW_GENERATOR_VERSION,
+            "scale": scale,
+            "seed": seed,
+            "spec": asdict(spec),
+            "counts": counts,
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1))  # last: the set is complete
+        if out.exists():  # an older version, scale or seed of the set (checked above), or an empty folder
+            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(out, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(tmp, out)
+    return out
+
+
+def ensure_ffiw_like(root: Path, *, scale: str = "mini", progress: bool = True) -> Path:
+    """The FFIW10K-like set under the embedded benchmark's ``root`` (``<data>/<scale>``),
+    generated on first use under a lock (other processes wait, then find it finished)."""
+    from dfbench.datasets.synth.embedded import EMBEDDED_SEED, _exclusive
+
+    folder = Path(root) / SUBDIR
+    if not ffiw_like_complete(folder, scale, EMBEDDED_SEED):
+        with _exclusive(Path(root) / f".{SUBDIR}.lock"):
+            generate_ffiw_like(folder, scale=scale, seed=EMBEDDED_SEED, progress=progress)
+    return folder
+
+
+__all__ = [
+    "FFIW_GENERATOR_VERSION",
+    "FFIW_SCALES",
+    "FFIW_SWAP",
+    "ensure_ffiw_like",
+    "ffiw_like_complete",
+    "generate_ffiw_like",
+    "get_ffiw_scale",
+]
