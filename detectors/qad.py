@@ -314,7 +314,9 @@ class AlignedQualities(Dataset):
     """Training frames, each with its crops at the M configured qualities (Algorithm 1, line 2).
 
     Reads a FrameSet whose extra ``qualities`` (N, Q, H, W, 3) holds each row's frame at the
-    qualities ``attrs["qualities"]``. When the rows are the union of several qualities (one row
+    qualities ``attrs["qualities"]``. The first configured quality (``raw``) may be stood in
+    for by the frames' best quality when they have no ``raw`` and that quality is not
+    configured otherwise (a single-quality dataset and its c23/c40 re-encodings). When the rows are the union of several qualities (one row
     per frame and quality), each frame is kept once (the rows of the first listed quality
     present), so an epoch sees every frame once at every quality. Each item checks that the
     row's own crop equals its stack entry at the row's quality (the stack belongs to that row).
@@ -334,6 +336,12 @@ class AlignedQualities(Dataset):
             raise ConfigError(
                 f"FrameSet extra 'qualities' holds {stack.shape[1]} qualities but attrs['qualities'] names {have}."
             )
+        qualities = tuple(qualities)
+        if qualities and have and qualities[0] not in have and have[0] not in qualities:
+            # A dataset that ships at one quality (Celeb-DF v2, FFIW10K: "orig") has no "raw":
+            # its own, best quality is the paper's "raw version" of it (Sec. 4.1) and takes the
+            # first (reference) role; the compressed roles still have to be present by name.
+            qualities = (have[0],) + qualities[1:]
         missing = [q for q in qualities if q not in have]
         if missing:
             raise ConfigError(

@@ -347,3 +347,24 @@ def test_qad_tables_1_to_3_count_the_new_columns() -> None:
     # no uncovered number of these columns blames a missing adapter or compressed version
     reasons = set(rows.loc[~rows["covered"], "reason"])
     assert not any(r.startswith(("no dataset adapter", "no compressed version")) for r in reasons)
+
+
+def test_qad_takes_a_single_quality_dataset_best_quality_as_raw() -> None:
+    """QAD's default qualities are (raw, c23, c40); Celeb-DF v2 / FFIW10K give (orig, c23, c40):
+    orig (the paper's "raw version") takes the first role, c23/c40 must still be there."""
+    import torch
+
+    from dfbench.benchmark.frames import FrameSet
+    from dfbench.detectors.qad import AlignedQualities
+
+    n = 4
+    stack = np.stack([np.full((n, 8, 8, 3), v, np.uint8) for v in (10, 20, 30)], axis=1)  # (N, Q, H, W, 3)
+    meta = pd.DataFrame({"video_id": [f"v{i}" for i in range(n)], "frame": 0, "label": [0, 1, 0, 1], "quality": "orig"})
+    frames = FrameSet(stack[:, 0], meta, {"qualities": stack}, {"qualities": ["orig", "c23", "c40"]})
+    data = AlignedQualities(frames, ("raw", "c23", "c40"))
+    assert data.qualities == ("orig", "c23", "c40")
+    assert data[0]["qualities"][:, 0, 0, 0].tolist() == [10, 20, 30]
+    assert isinstance(data[0]["qualities"], torch.Tensor)
+    two = FrameSet(stack[:, 0], meta, {"qualities": stack[:, :2]}, {"qualities": ["orig", "c23"]})
+    with pytest.raises(ConfigError, match="lack quality 'c40'"):
+        AlignedQualities(two, ("raw", "c23", "c40"))

@@ -350,21 +350,28 @@ def test_protocol_specs_score_each_model_on_its_own_method_and_quality() -> None
 
     agnostic = load_protocol(PROTOCOLS / "quality_agnostic.yaml")
     methods = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"]  # FaceShifter: version 3
-    assert sorted(t.name for t in agnostic.trainings) == sorted(methods)
+    datasets = {"CDFv2": "celebdf", "FFIW10K": "ffiw10k"}  # version 4: orig + dfbench's c23/c40 re-encodings
+    assert sorted(t.name for t in agnostic.trainings) == sorted(methods + list(datasets))
     for training in agnostic.trainings:
         (data,) = training.data
-        assert data.methods == (training.name,) and data.qualities == ("raw", "c23", "c40")
+        best = "raw" if training.name in methods else "orig"
+        if training.name in methods:
+            assert data.dataset == "ffpp" and data.methods == (training.name,)
+        else:
+            assert data.dataset == datasets[training.name] and data.methods is None
+        assert data.qualities == (best, "c23", "c40")
         tests = agnostic.tests_for(training.name)
-        assert {t.data[0].qualities for t in tests} == {("raw",), ("c23",), ("c40",), ("raw", "c23", "c40")}
-        assert all(t.data[0].methods == (training.name,) for t in tests)
+        assert {t.data[0].qualities for t in tests} == {(best,), ("c23",), ("c40",), (best, "c23", "c40")}
+        assert all(t.data[0].methods == data.methods and t.data[0].dataset == data.dataset for t in tests)
         jpeg = [t for t in tests if t.perturbation is not None]
-        assert len(jpeg) == 1 and jpeg[0].perturbation.op == "random_jpeg" and jpeg[0].data[0].qualities == ("raw",)
+        assert len(jpeg) == 1 and jpeg[0].perturbation.op == "random_jpeg" and jpeg[0].data[0].qualities == (best,)
     assert load_protocol(PROTOCOLS / "quality_agnostic.yaml", preset="paper").frames_test == 32
 
     aware = load_protocol(PROTOCOLS / "quality_aware.yaml")
-    assert len(aware.trainings) == 15  # 5 methods x 3 qualities
+    assert len(aware.trainings) == 21  # (5 methods + 2 datasets) x 3 qualities
     for training in aware.trainings:
         (data,) = training.data
         (test,) = aware.tests_for(training.name)
         assert test.data[0].methods == data.methods and test.data[0].qualities == data.qualities
+        assert test.data[0].dataset == data.dataset
         assert len(data.qualities) == 1

@@ -495,7 +495,8 @@ def ensure_crops(
         except OSError as exc:
             report.failed[vid] = f"reference video file {path_of[ref_id]} cannot be read ({exc.strerror or exc})"
             continue
-        reencode = str(row.get(REENCODE_COLUMN, "") or "")
+        reencode = row.get(REENCODE_COLUMN, "")
+        reencode = reencode if isinstance(reencode, str) else ""  # absent column / NaN: the file as is
         if reencode:  # the same file re-encoded: its own identity, so its own cache entry
             ident = reencoded_identity(ident, reencode)
         mask_path = str(row.get("mask_path", "") or "")
