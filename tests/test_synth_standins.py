@@ -160,3 +160,22 @@ def test_big_arts_table_5_coverage_by_hand() -> None:
     # the paper value shown beside the cell: BiG-Arts (aug=all) on DT-HQ
     full = t5[(t5["method"] == "BiG-Arts (aug=all)") & (t5["test_data"] == "DT-HQ")]
     assert full["value"].tolist() == [pytest.approx(0.9377)]
+
+
+def test_a_dataset_root_override_gets_no_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.benchmark.runner import DataResolver, RunRequest
+
+    monkeypatch.setenv("DFBENCH_HOME", str(tmp_path / "home"))
+    asked: list[list[str]] = []
+
+    def roots(data_root, names, *, progress=True):
+        asked.append(list(names))
+        return {}
+
+    monkeypatch.setattr(data_module, "default_roots", roots)
+    spec = load_protocol("celebdf_generalization")
+    request = RunRequest(protocol=spec.name, detector="erm", dataset_roots={"uadfv": tmp_path, "dftimit": tmp_path}, progress=False)
+    resolver = DataResolver(request, spec, 64)
+    assert asked == [["celebdf", "ffpp", "dfdcp", "wdf"]]
+    assert resolver.roots == {"uadfv": tmp_path, "dftimit": tmp_path}
