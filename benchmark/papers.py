@@ -57,6 +57,9 @@ DATASET_ADAPTERS: dict[str, str] = {
     "DFDCP": "dfdcp",
     "DFDC": "dfdc",
     "WDF": "wdf",
+    "UADFV": "uadfv",
+    "DT-LQ": "dftimit",  # DF-TIMIT low quality: the dftimit adapter's LQ fakes and the VidTIMIT reals
+    "DT-HQ": "dftimit",  # DF-TIMIT high quality: its HQ fakes and the same reals
 }
 
 # The papers' backbone names → timm model names (None: not a timm model, cannot be run).
