@@ -6,6 +6,9 @@ test data and quality, perturbation, level; a metric the protocol computes) and 
 detector names the paper's method in its ``paper_methods``. The backbone is chosen per run
 (``--backbone``); a paper backbone that is not a timm model cannot be run, so its numbers are
 not covered. Every uncovered number gets one reason; the report groups them by reason.
+A paper's "Avg" number is covered like any other, by a paper cell on a protocol's derived
+column (``averages:``); uncovered, its reason is its row's (method, backbone, training data)
+or else names the columns it spans that have no dfbench cell.
 
 Everything here reads declarations (protocol YAML, detector registrations, the CSV); nothing
 is keyed by a protocol's or detector's name.
@@ -212,8 +215,10 @@ def average_columns(reference: pd.DataFrame, covered: list[bool]) -> dict[int, l
     A paper's Avg spans the columns its row prints, checked by hand for every table with one
     (two_gen_bat I/IV/VIII/X/XV: six AUC columns, five ACC columns as DFD prints no ACC; pim
     IV/VI-IX: the four cross-dataset columns; big_arts 1/4-6: all seven; qad 1-3, 5: all
-    seven, fewer where a method prints fewer): the row is the same paper, table, method,
-    backbone, training data and quality, perturbation, metric and level.
+    seven, fewer where a method prints fewer; tests/test_paper_mapping.py checks the declared
+    ones). The row: the same paper, table, method, backbone, perturbation, metric and level,
+    and the Avg's training data and quality where it states them (qad's Avg states none:
+    each of its columns has its own training).
     """
     key = ("paper", "table", "method", "backbone", "perturbation", "metric", "level")
     records = reference.to_dict("records")
