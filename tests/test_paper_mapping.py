@@ -425,3 +425,15 @@ def test_leaderboard_shows_the_avg_column_beside_the_papers_avg(tmp_path: Path) 
     # the Avg column comes after the tests it averages
     header = next(line for line in md.splitlines() if line.startswith("| detector"))
     assert header.index("WDF AUC") < header.index("Avg AUC")
+
+
+def test_an_avg_over_covered_columns_without_a_declared_average_says_so(ref: pd.DataFrame) -> None:
+    # pim Table IV's PIM ConvNeXt-base row moved to Table V, whose cells cover CDFv2, DFDCP, DFDC
+    # and WDF but declare no Avg: the four columns are covered, the Avg is not, and says why
+    row = ref[(ref["paper"] == "pim") & (ref["table"] == "IV") & (ref["method"] == "PIM") & (ref["backbone"] == "ConvNeXt-base")]
+    moved = coverage_rows(row.assign(table="V"))
+    assert moved.loc[moved["test_data"] != "Avg", "covered"].tolist() == [True] * 4
+    avg = moved[moved["test_data"] == "Avg"]
+    assert avg["reason"].tolist() == ["column average: no protocol declares it (averages: + paper_cells)"]
+    # as printed in Table IV it is covered by cross_dataset's Avg
+    assert coverage_rows(row)["covered"].all()
