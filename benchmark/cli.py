@@ -140,16 +140,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not distributed.is_main():
         return 0  # torchrun: rank 0 prints the tables and the failure summary
-    _print_matrices(rows, f"(mean over {len(request.seeds)} seed(s))")
+    _print_matrices(rows, f"(mean over {len(request.seeds)} seed(s))", request)
     return _finish(failures, args.allow_failures)
 
 
-def _print_matrices(rows: Any, what: str) -> None:
-    """The video- and frame-level AUC matrices of a run's rows (training × test, protocol order)."""
+def _print_matrices(rows: Any, what: str, request: Any) -> None:
+    """The video- and frame-level AUC matrices of a run's rows (training × test, protocol order),
+    with the derived columns (``averages:``) of the request's protocol after its tests."""
     import pandas as pd
 
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.benchmark.results import with_averages
     from dfbench.benchmark.runner import matrix_table
 
+    spec = load_protocol(request.protocol, request.preset)  # a YAML path too: rows name only the protocol
+    rows = with_averages(rows, {spec.name: spec.averages})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         for level in ("video", "frame"):
             table = matrix_table(rows, metric="auc", level=level)
@@ -490,7 +495,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except DfbenchError:
         _print_failures(failures, only_if_any=True)
         raise
-    _print_matrices(rows, f"of {rows['detector'].iloc[0]} (not trained here)")
+    _print_matrices(rows, f"of {rows['detector'].iloc[0]} (not trained here)", request)
     return _finish(failures, args.allow_failures)
 
 

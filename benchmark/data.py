@@ -63,7 +63,8 @@ def dataset_index(name: str, root: str | Path) -> tuple[DatasetAdapter, pd.DataF
 
 def default_roots(data_root: Path | None, datasets: Iterable[str], *, progress: bool = True) -> dict[str, Path]:
     """Where each dataset lives. Without ``data_root``: the embedded synthetic benchmark
-    (generated on first use, with progress bars unless ``progress`` is False). With it:
+    (generated on first use, with progress bars unless ``progress`` is False; a dataset whose
+    adapter names an ``embedded_generator`` gets its stand-in only when it is in ``datasets``). With it:
     ``data_root/<adapter.default_dirname>`` if that folder exists, else ``data_root`` itself
     when it directly holds the dataset."""
     names = list(dict.fromkeys(datasets))
@@ -78,13 +79,8 @@ def default_roots(data_root: Path | None, datasets: Iterable[str], *, progress: 
                 "with the folder that holds the datasets."
             ) from exc
         synth.ensure_embedded_data("mini", progress=progress)
-        for name in names:
-            generator = DATASETS.get(name).embedded_generator
-            if generator is not None:  # a stand-in made only for runs that need it
-                module, _, function = generator.partition(":")
-                getattr(importlib.import_module(module), function)(
-                    synth.embedded_root("mini"), scale="mini", progress=progress
-                )
+        # stand-ins generated only for the datasets this run names (adapter.embedded_generator)
+        importlib.import_module("dfbench.datasets.synth.standins").ensure_standins(names, "mini", progress=progress)
         for name in names:
             sub = DATASETS.get(name).embedded_subdir
             path = get_settings().data / "mini" / sub if sub else None

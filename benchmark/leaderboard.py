@@ -51,13 +51,13 @@ from dfbench.benchmark.errors import DfbenchError
 from dfbench.benchmark.papers import claims
 from dfbench.benchmark.protocol import PaperCell, load_protocol
 from dfbench.benchmark.results import (
+    DERIVED_SEPARATOR,
     atomic_write_bytes,
     csv_bytes,
-    empty_results,
     in_order,
-    normalize_rows,
     protocol_axes,
     summarize,
+    with_averages,
 )
 
 REFERENCE_PACKAGE = "dfbench.reference"
@@ -527,6 +527,12 @@ def _grid(
         metric_headers=[METRIC_LABELS[m] for _ in heads for m in metrics],
         trainings=[str(t) for t in trainings] if layout == "matrix" else [],
     )
+    derived = frame.loc[frame["derived_from"] != "", ["test", "derived_from"]].drop_duplicates()
+    for test, parts in derived.itertuples(index=False, name=None):
+        grid.notes.append(
+            f"{test}: derived column, the mean of {', '.join(str(parts).split(DERIVED_SEPARATOR))}, taken per seed from"
+            " those columns' values (not a test set; shown where every one of them was scored)."
+        )
     paper_cells = protocol_paper_cells(protocol)
     for detector in _ordered_unique(frame["detector"]):
         ours = frame[frame["detector"] == detector]
@@ -794,48 +800,6 @@ def sort_script() -> tuple[Markup, Markup]:
     return Markup(text), Markup(f"'sha256-{digest}'")  # base64: no character to escape
 
 
-# --------------------------------------------------------------------------- derived cells
-# What a derived row keeps from its parts; everything else about the parts differs or is moot.
-_DERIVED_KEYS = ("protocol", "protocol_version", "data_kind", "detector", "variant", "backbone", "preset", "seed", "metric", "level")
-
-
-def derived_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows for the paper cells that average several of our cells (QAD Table 3: the mean of
-    the raw, c23 and c40 AUCs), one per seed, from that seed's rows; a seed lacking one of the
-    parts gets none. The mean is taken per seed, so mean ± std over seeds reads like any cell."""
-    out: list[dict[str, Any]] = []
-    for protocol in _ordered_unique(rows["protocol"]) if not rows.empty else []:
-        seen: set[tuple[Any, ...]] = set()
-        part = rows[rows["protocol"] == protocol]
-        for cell in protocol_paper_cells(str(protocol)):
-            key = (cell.name, cell.training, cell.tests)
-            if not cell.derived or key in seen:
-                continue
-            seen.add(key)
-            parts = part[part["test"].isin(cell.tests) & (part["perturbation"] == cell.perturbation)]
-            if cell.training is not None:
-                parts = parts[parts["training"] == cell.training]
-            for _, group in parts.groupby(list(_DERIVED_KEYS), dropna=False, sort=False):
-                if sorted(group["test"]) != sorted(cell.tests):
-                    continue  # a part missing (or stored twice): no mean
-                first = group.iloc[0].to_dict()
-                trainings = _ordered_unique(group["training"])
-                out.append(
-                    {
-                        **{k: first[k] for k in _DERIVED_KEYS},
-                        "training": trainings[0] if len(trainings) == 1 else "",
-                        "train_data": "+".join(_ordered_unique(group["train_data"])),
-                        "test": cell.name,
-                        "test_data": "mean of " + ", ".join(cell.tests),
-                        "perturbation": cell.perturbation,
-                        "value": float(group["value"].mean()),
-                        "n_failed": int(group["n_failed"].fillna(0).sum()),
-                        "run_id": first.get("run_id", ""),
-                    }
-                )
-    return pd.DataFrame(out)
-
-
 # --------------------------------------------------------------------------- coverage
 def coverage_section(reference: pd.DataFrame) -> Section:
     """"Paper coverage": per paper table, how many printed numbers dfbench has a cell for."""
@@ -879,10 +843,8 @@ def coverage_section(reference: pd.DataFrame) -> Section:
 def build_sections(results: pd.DataFrame, reference: pd.DataFrame) -> tuple[list[Section], pd.DataFrame]:
     """The leaderboard's content: sections per protocol and the long-form CSV table."""
     # An empty store (no columns at all) is a normal first state, not a schema error.
-    rows = empty_results() if results.empty else normalize_rows(results)
-    derived = derived_rows(rows)
-    if not derived.empty:
-        rows = normalize_rows(pd.concat([rows, derived], ignore_index=True))
+    # the protocols' derived columns (averages:) computed from the measured rows, per seed
+    rows = with_averages(results)
     summary = summarize(rows)
     long_rows: list[dict[str, Any]] = []
     sections: list[Section] = []

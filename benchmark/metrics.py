@@ -3,6 +3,20 @@
 scikit-learn supplies AUC, AP and log-loss; EER comes from its ROC curve. A metric that is
 undefined for the given labels (one class only) is NaN, never a made-up number.
 
+The decision metrics call an item fake when its score is >= 0.5 and count fake as the
+positive class (label 1), as the papers do (big_arts Table 2's precision, recall and ACC fit
+Celeb-DF's 340 fake / 178 real test videos only that way round): with TP, FP, FN the fakes
+called fake, reals called fake and fakes called real,
+
+    precision = TP / (TP + FP)       NaN when nothing is called fake
+    recall    = TP / (TP + FN)       NaN when there is no fake
+    f1        = 2 TP / (2 TP + FP + FN)   the harmonic mean of the two; NaN when there is
+                                     no fake and nothing is called fake
+    fn_fp_ratio = FN / FP            pbnet Table VIII's "FN/FP" (4,735 / 13,305 = 0.356);
+                                     NaN when FP = 0
+
+A protocol computes the metrics its ``metrics:`` lists; DEFAULT_METRICS when it lists none.
+
 scikit-learn is imported inside the functions that use it: ``dfbench.benchmark.protocol``
 imports this module for the metric names, and ``dfbench list`` should not pay for sklearn.
 """
@@ -81,14 +95,58 @@ def error_counts(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5)
     }
 
 
+def _decisions(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    """(TP, FP, FN) with fake (label 1) as the positive class, fake called at score >= threshold."""
+    labels, pred = np.asarray(labels), np.asarray(scores, dtype=float) >= threshold
+    fake = labels == 1
+    return int(np.sum(pred & fake)), int(np.sum(pred & ~fake)), int(np.sum(~pred & fake))
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else float("nan")
+
+
+def precision(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of the items called fake that are fake: TP / (TP + FP)."""
+    tp, fp, _ = _decisions(labels, scores, threshold)
+    return _ratio(tp, tp + fp)
+
+
+def recall(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of the fakes called fake: TP / (TP + FN)."""
+    tp, _, fn = _decisions(labels, scores, threshold)
+    return _ratio(tp, tp + fn)
+
+
+def f1(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> float:
+    """Harmonic mean of precision and recall: 2 TP / (2 TP + FP + FN)."""
+    tp, fp, fn = _decisions(labels, scores, threshold)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def fn_fp_ratio(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> float:
+    """False negatives per false positive, FN / FP (pbnet Table VIII)."""
+    _, fp, fn = _decisions(labels, scores, threshold)
+    return _ratio(fn, fp)
+
+
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "auc": auc,
     "acc": accuracy,
     "eer": eer,
     "ap": average_precision,
     "logloss": logloss,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1,
+    "fn_fp_ratio": fn_fp_ratio,
 }
-HIGHER_IS_BETTER = {"auc": True, "acc": True, "eer": False, "ap": True, "logloss": False}
+# what a protocol that lists no metrics computes
+DEFAULT_METRICS: tuple[str, ...] = ("auc", "acc", "eer", "ap", "logloss")
+# fn_fp_ratio has no better direction: it says which way the errors lean
+HIGHER_IS_BETTER = {
+    "auc": True, "acc": True, "eer": False, "ap": True, "logloss": False, "precision": True, "recall": True, "f1": True,
+}
 
 
 def video_level(meta: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
@@ -104,7 +162,7 @@ def video_level(meta: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
 
 
 def compute_metrics(
-    labels: np.ndarray, scores: np.ndarray, names: tuple[str, ...] = tuple(METRICS)
+    labels: np.ndarray, scores: np.ndarray, names: tuple[str, ...] = DEFAULT_METRICS
 ) -> dict[str, float]:
     return {name: METRICS[name](labels, scores) for name in names}
 

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.metrics import METRICS
+from dfbench.benchmark.metrics import DEFAULT_METRICS, METRICS
 from dfbench.benchmark.protocol_index import protocol_files  # re-exported: the shipped specs by name
 from dfbench.datasets.base import Selection
 
@@ -81,21 +81,44 @@ class TestSpec:
     __test__ = False  # not a pytest class
 
 
+@dataclass(frozen=True)
+class AverageSpec:
+    """A derived column: the mean of the named tests' values (``averages:`` in the YAML).
+
+    Never a test set: nothing is scored for it. The results layer (``results.average_rows``)
+    computes it from the stored rows, one value per seed, metric, level, perturbation and
+    strength, and only where every named test has its row. Per training by default (a paper's
+    "Avg" column of one model); ``across_trainings``: the named tests come from different
+    trainings, each scored by exactly one of them (QAD's ERM [x3], a model per quality).
+    ``trainings`` limits which trainings' rows are averaged (None = all).
+    """
+
+    name: str
+    tests: tuple[str, ...]
+    trainings: tuple[str, ...] | None = None
+    across_trainings: bool = False
+
+    def describe(self) -> str:
+        """What the derived rows' ``test_data`` says: the tests it averages."""
+        return "mean of " + ", ".join(self.tests)
+
+
 # The reference CSV's fields that say which experiment a printed number belongs to. A paper
 # cell states each of them exactly as the CSV writes it ("" = the CSV leaves it empty).
 PAPER_MATCH_FIELDS: tuple[str, ...] = ("train_data", "train_quality", "test_data", "test_quality", "perturbation")
 PAPER_CELL_LEVELS: tuple[str, ...] = ("video", "frame")
 _GROUP_KEYS = {"paper", "tables", "level", "match", "methods", "cells"}
 _CELL_KEYS = {"training", "test", "name", "perturbation", "strength", "match", "methods", "metrics"}
+_AVERAGE_KEYS = {"name", "tests", "trainings", "across_trainings"}
 
 
 @dataclass(frozen=True)
 class PaperCell:
     """One of our cells and the paper table cell(s) it reproduces (``paper_cells:`` in the YAML).
 
-    Ours: ``training`` (None = whichever training scores the test), ``tests`` (several = the
-    mean of their per-seed values, a derived column called ``name``), ``perturbation`` (the
-    test's op) and ``strength``. Theirs: ``paper``/``table`` as in the reference CSV, the
+    Ours: ``training`` (None = whichever training scores the test), ``tests`` (a test or an
+    ``averages:`` column; several = shorthand for an average of them called ``name``),
+    ``perturbation`` (the test's op) and ``strength``. Theirs: ``paper``/``table`` as in the reference CSV, the
     ``match`` fields (PAPER_MATCH_FIELDS, compared exactly), the ``level`` the paper reports at,
     and optionally the paper ``methods`` and ``metrics`` the cell is limited to. The method
     named in a paper row comes from the detector's registration (``paper_methods``).
@@ -140,19 +163,27 @@ def paper_table_label(paper: str, table: str) -> str:
 
 
 def _paper_cells(
-    raw: Any, source: str, trainings: list[TrainingSpec], tests: list[TestSpec], listed: tuple[str, ...]
-) -> tuple[PaperCell, ...]:
+    raw: Any,
+    source: str,
+    trainings: list[TrainingSpec],
+    tests: list[TestSpec],
+    listed: tuple[str, ...],
+    averages: dict[str, AverageSpec],
+) -> tuple[tuple[PaperCell, ...], tuple[AverageSpec, ...]]:
     """Validate ``paper_cells:``: groups of cells sharing paper, tables, level and match fields.
 
     Every table a cell cites must be listed in the protocol's ``paper_tables`` (the summary a
-    reader sees first), so the two never disagree.
+    reader sees first), so the two never disagree. A cell's ``test`` names a test or one of
+    ``averages``; a cell naming several tests is shorthand for an average of them (returned
+    second, one per distinct name).
     """
     if raw is None:
-        return ()
+        return (), ()
     if not isinstance(raw, list):
         raise ConfigError(f"Protocol file {source}: paper_cells must be a list of groups.")
     training_names = {t.name for t in trainings}
     by_test = {t.name: t for t in tests}
+    implicit: dict[str, AverageSpec] = {}
     out: list[PaperCell] = []
     for g, group in enumerate(raw):
         where = f"{source}: paper_cells[{g}]"
@@ -185,19 +216,29 @@ def _paper_cells(
             if unknown:
                 raise ConfigError(f"{at} has unknown key(s) {sorted(unknown)}; valid: {sorted(_CELL_KEYS)}.")
             names = _tuple_or_none(cell["test"], f"{at}.test") or ()
-            missing = [n for n in names if n not in by_test]
+            missing = [n for n in names if n not in by_test and (len(names) > 1 or n not in averages)]
             if missing:
-                raise ConfigError(f"{at}.test names unknown test(s) {missing}.")
+                raise ConfigError(f"{at}.test names unknown test(s) {missing} (a single name may be an average).")
             training = cell.get("training")
             if training is not None and str(training) not in training_names:
                 raise ConfigError(f"{at}.training names unknown training {training!r}.")
-            if len(names) > 1 and "name" not in cell:
-                raise ConfigError(f"{at}: a cell averaging several tests needs a 'name' for its column.")
-            ops = {by_test[n].perturbation.op if by_test[n].perturbation else "" for n in names}
+            if len(names) > 1:
+                if "name" not in cell:
+                    raise ConfigError(f"{at}: a cell averaging several tests needs a 'name' for its column.")
+                average = _average(
+                    {"name": cell["name"], "tests": list(names), "across_trainings": True,
+                     **({"trainings": [training]} if training is not None else {})},
+                    at, trainings, by_test,
+                )
+                if implicit.setdefault(average.name, average) != average or average.name in averages:
+                    raise ConfigError(f"{at}.name {average.name!r} already names another average.")
+            # the tests behind the cell: the test itself, or those an average spans
+            parts = [by_test[t] for n in names for t in (averages[n].tests if n in averages else (n,))]
+            ops = {t.perturbation.op if t.perturbation else "" for t in parts}
             perturbation = str(cell.get("perturbation", ops.pop() if len(ops) == 1 else ""))
             strength = cell.get("strength")
             if strength is not None:
-                perts = [by_test[n].perturbation for n in names]
+                perts = [t.perturbation for t in parts]
                 if any(p is None or float(strength) not in p.values for p in perts):
                     raise ConfigError(f"{at}.strength {strength} is not a value of the test's perturbation.")
             match = dict(base_match)
@@ -219,7 +260,73 @@ def _paper_cells(
                         metrics=_tuple_or_none(cell.get("metrics"), f"{at}.metrics"),
                     )
                 )
-    return tuple(out)
+    return tuple(out), tuple(implicit.values())
+
+
+def _averages(raw: Any, source: str, trainings: list[TrainingSpec], tests: list[TestSpec]) -> dict[str, AverageSpec]:
+    """Validate ``averages:``, a list of derived columns (AverageSpec), by name."""
+    if raw is None:
+        return {}
+    where = f"Protocol file {source}: averages"
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where} must be a list of {{name, tests}} mappings.")
+    by_test = {t.name: t for t in tests}
+    out: dict[str, AverageSpec] = {}
+    for i, item in enumerate(raw):
+        average = _average(item, f"{where}[{i}]", trainings, by_test)
+        if average.name in out:
+            raise ConfigError(f"{where}[{i}].name {average.name!r} is used twice; average names must be unique.")
+        out[average.name] = average
+    return out
+
+
+def _average(
+    item: Any, at: str, trainings: list[TrainingSpec], by_test: dict[str, TestSpec]
+) -> AverageSpec:
+    """One derived column, checked against the spec: its tests exist, are scored by the
+    trainings it averages over as it says, and share one perturbation."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{at} must be a mapping with 'name' and 'tests'.")
+    unknown = set(item) - _AVERAGE_KEYS
+    if unknown:
+        raise ConfigError(f"{at} has unknown key(s) {sorted(unknown)}; valid: {sorted(_AVERAGE_KEYS)}.")
+    for key in ("name", "tests"):
+        if key not in item:
+            raise ConfigError(f"{at} lacks the required key {key!r}.")
+    name = str(item["name"])
+    if name in by_test:
+        raise ConfigError(f"{at}.name {name!r} is a test's name; an average needs a name of its own.")
+    names = _tuple_or_none(item["tests"], f"{at}.tests") or ()
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"{at}.tests must name two or more different tests, got {list(names)}.")
+    missing = [n for n in names if n not in by_test]
+    if missing:
+        raise ConfigError(f"{at}.tests names unknown test(s) {missing}; the spec's tests are {list(by_test)}.")
+    all_trainings = [t.name for t in trainings]
+    chosen = _tuple_or_none(item.get("trainings"), f"{at}.trainings")
+    if chosen is not None and set(chosen) - set(all_trainings):
+        raise ConfigError(f"{at}.trainings names unknown training(s) {sorted(set(chosen) - set(all_trainings))}.")
+    across = item.get("across_trainings", False)
+    if not isinstance(across, bool):
+        raise ConfigError(f"{at}.across_trainings must be true or false, got {across!r}.")
+    pool = list(chosen) if chosen is not None else all_trainings
+    scored_by = {n: [t for t in pool if by_test[n].trainings is None or t in by_test[n].trainings] for n in names}
+    if across:
+        shared = [n for n, ts in scored_by.items() if len(ts) != 1]
+        if shared:
+            raise ConfigError(
+                f"{at}: with across_trainings each test must be scored by exactly one training; "
+                f"{shared} are scored by {[scored_by[n] for n in shared]}."
+            )
+    elif not any(all(t in ts for ts in scored_by.values()) for t in pool):
+        raise ConfigError(
+            f"{at}: no training scores all of {list(names)}; list tests one training scores, or set "
+            f"across_trainings: true when each comes from its own training."
+        )
+    perturbations = {by_test[n].perturbation for n in names}
+    if len(perturbations) != 1:
+        raise ConfigError(f"{at}: the tests {list(names)} differ in perturbation; an average spans one perturbation.")
+    return AverageSpec(name, names, chosen, across)
 
 
 def _match(raw: Any, where: str) -> dict[str, str]:
@@ -252,6 +359,9 @@ class ProtocolSpec:
     # which paper table cells our cells reproduce; not part of the protocol's meaning (no
     # version bump, not hashed): a corrected mapping changes only what is shown beside ours
     paper_cells: tuple[PaperCell, ...] = field(default=(), hash=False, compare=False)
+    # derived columns (``averages:`` and the paper cells naming several tests): computed from
+    # the stored rows when results are read, never scored; like paper_cells, not hashed
+    averages: tuple[AverageSpec, ...] = field(default=(), hash=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     def detector_settings(self, detector: str) -> dict[str, Any]:
@@ -337,7 +447,7 @@ class _SpecModel(_Closed):
     description: str = ""
     paper_tables: list[str] = []
     procedure: str = "train_test"
-    metrics: list[str] = list(METRICS)
+    metrics: list[str] = list(DEFAULT_METRICS)
     frames: _FramesModel = _FramesModel()
     trainings: list[_TrainingModel] = Field(min_length=1)
     tests: list[_TestModel] = Field(min_length=1)
@@ -347,6 +457,8 @@ class _SpecModel(_Closed):
     detectors: dict[str, dict[str, Any]] | None = None
     # paper table cells our cells reproduce (checked by _paper_cells against trainings/tests)
     paper_cells: list[Any] | None = None
+    # derived columns, each the mean of named tests (checked by _averages)
+    averages: list[Any] | None = None
 
 
 def _where(loc: Sequence[Any]) -> str:
@@ -458,6 +570,10 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
     test_names = [t.name for t in tests]
     if len(set(test_names)) != len(test_names):
         raise ConfigError(f"Protocol file {source}: tests: test names must be unique, got {test_names}.")
+    averages = _averages(spec.get("averages"), source, list(trainings), tests)
+    paper_cells, implicit = _paper_cells(
+        spec.get("paper_cells"), source, list(trainings), tests, tuple(str(t) for t in model.paper_tables), averages
+    )
     return ProtocolSpec(
         name=model.name,
         version=model.version,
@@ -471,10 +587,9 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         tests=tuple(tests),
         options=dict(model.options or {}),
         detectors=_detector_settings(spec.get("detectors"), source),
-        paper_cells=_paper_cells(
-            spec.get("paper_cells"), source, list(trainings), tests, tuple(str(t) for t in model.paper_tables)
-        ),
-        raw={**{k: v for k, v in spec.items() if k != "paper_cells"}, "_preset": preset},
+        paper_cells=paper_cells,
+        averages=(*averages.values(), *implicit),
+        raw={**{k: v for k, v in spec.items() if k not in ("paper_cells", "averages")}, "_preset": preset},
     )
 
 

@@ -60,6 +60,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "test_dataset",
     "test_methods",
     "test_qualities",
+    # "" for a measured row; for a derived column (a protocol's ``averages:``, computed when
+    # results are read, never stored) the tests whose values it averages, joined by "; "
+    "derived_from",
     "perturbation",
     "strength",
     "metric",
@@ -125,6 +128,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "test",
     "test_data",
     "test_quality",
+    "derived_from",
     "perturbation",
     "strength",
     "metric",
@@ -588,7 +592,20 @@ def protocol_axes(protocol: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         spec = load_protocol(protocol)
     except (DfbenchError, OSError):
         return (), ()
-    return tuple(t.name for t in spec.trainings), tuple(t.name for t in spec.tests)
+    # derived columns (averages) follow the tests, in the order the YAML declares them
+    return tuple(t.name for t in spec.trainings), (*(t.name for t in spec.tests), *(a.name for a in spec.averages))
+
+
+@functools.cache
+def protocol_averages(protocol: str) -> tuple[Any, ...]:
+    """The shipped protocol's derived columns (``AverageSpec``); none for a protocol that
+    cannot be loaded."""
+    from dfbench.benchmark.protocol import load_protocol
+
+    try:
+        return load_protocol(protocol).averages
+    except (DfbenchError, OSError):
+        return ()
 
 
 def in_order(values: Any, order: tuple[str, ...]) -> list[Any]:
@@ -629,3 +646,68 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out["n"] = out["n"].astype(int)
     out["n_failed"] = out["n_failed"].fillna(0).astype(int)
     return out
+
+
+# --------------------------------------------------------------------------- derived columns
+# What identifies one averaged value: every measured row it averages shares these (and the
+# training, unless the average spans trainings). Seeds are never pooled: the mean is taken
+# per seed, so mean ± std over seeds reads like any measured cell.
+AVERAGE_KEYS: tuple[str, ...] = (
+    "protocol", "protocol_version", "data_kind", "detector", "variant", "backbone", "preset", "seed",
+    "metric", "level", "perturbation", "strength",
+)
+# Test names may hold "+" and ","; derived_from joins them with this.
+DERIVED_SEPARATOR = "; "
+# Selection fields a derived row states as the "+"-joined distinct values of its parts.
+_JOINED = ("training", "train_data", "train_quality", "train_dataset", "train_methods", "train_qualities",
+           "test_quality", "test_dataset", "test_methods", "test_qualities")
+
+
+def average_rows(rows: pd.DataFrame, averages: Mapping[str, tuple[Any, ...]] | None = None) -> pd.DataFrame:
+    """The rows of every derived column the rows' protocols declare (``averages:``).
+
+    A shipped protocol's averages are looked up by the rows' protocol name; ``averages``
+    ({protocol name: its ``ProtocolSpec.averages``}) supplies those of a protocol given as a
+    YAML path (rows carry only its name), as ``dfbench run`` / ``eval`` do for their spec.
+
+    For each average, each group of measured rows sharing AVERAGE_KEYS (and the training,
+    unless ``across_trainings``) that holds exactly one row per named test gives one row: the
+    plain mean of their values (NaN when any is undefined: never a mean of fewer columns),
+    ``test`` = the average's name, ``test_data`` = "mean of …" and ``derived_from`` = the tests.
+    A group lacking a test (an optional test set not scored, a seed still running) or holding
+    one twice gives none. Counts and bootstrap bounds do not average and are left empty.
+    """
+    rows = empty_results() if rows.empty else normalize_rows(rows)
+    measured = rows[rows["derived_from"] == ""]
+    out: list[dict[str, Any]] = []
+    given = dict(averages or {})
+    for protocol, part in measured.groupby("protocol", sort=False):
+        declared = given[str(protocol)] if str(protocol) in given else protocol_averages(str(protocol))
+        for average in declared:
+            mine = part[part["test"].isin(average.tests)]
+            if average.trainings is not None:
+                mine = mine[mine["training"].isin(average.trainings)]
+            keys = list(AVERAGE_KEYS) if average.across_trainings else [*AVERAGE_KEYS, "training"]
+            for _, group in mine.groupby(keys, dropna=False, sort=False):
+                if sorted(group["test"]) != sorted(average.tests):
+                    continue
+                first = group.iloc[0]
+                row: dict[str, Any] = {k: first[k] for k in AVERAGE_KEYS}
+                row.update({k: "+".join(dict.fromkeys(str(v) for v in group[k] if str(v))) for k in _JOINED})
+                row.update(
+                    test=average.name,
+                    test_data=average.describe(),
+                    derived_from=DERIVED_SEPARATOR.join(average.tests),
+                    value=float(group["value"].mean(skipna=False)),
+                    n_failed=int(group["n_failed"].fillna(0).sum()),
+                    run_id="+".join(dict.fromkeys(str(v) for v in group["run_id"] if str(v))),
+                )
+                out.append(row)
+    return normalize_rows(pd.DataFrame(out)) if out else empty_results()
+
+
+def with_averages(rows: pd.DataFrame, averages: Mapping[str, tuple[Any, ...]] | None = None) -> pd.DataFrame:
+    """The measured rows followed by their protocols' derived (averaged) rows (``average_rows``)."""
+    rows = empty_results() if rows.empty else normalize_rows(rows)
+    derived = average_rows(rows, averages)
+    return rows if derived.empty else normalize_rows(pd.concat([rows, derived], ignore_index=True))

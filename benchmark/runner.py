@@ -114,7 +114,9 @@ class DataResolver:
         self.input_size = input_size
         self._data = data_module
         self.embedded = request.data_root is None
-        self.roots: dict[str, Path] = data_module.default_roots(request.data_root, spec.datasets(), progress=request.progress)
+        # datasets given by --dataset-root are not looked up (nor an on-demand stand-in made for them)
+        wanted = [d for d in spec.datasets() if d not in request.dataset_roots]
+        self.roots: dict[str, Path] = data_module.default_roots(request.data_root, wanted, progress=request.progress)
         self.roots.update({k: Path(v) for k, v in request.dataset_roots.items()})
         cache_root = get_settings().cache
         from dfbench.benchmark import distributed

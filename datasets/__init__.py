@@ -4,7 +4,7 @@ Importing the package registers every adapter (one module each), as ``timm.model
 registers its families. Adding a dataset = one adapter module + one import line here.
 """
 
-from dfbench.datasets import celebdf, dfdc, dfdcp, ffiw10k, ffpp, wilddeepfake  # noqa: E402,F401  (register adapters)
+from dfbench.datasets import celebdf, dfdc, dfdcp, dftimit, ffiw10k, ffpp, uadfv, wilddeepfake  # noqa: E402,F401  (register adapters)
 from dfbench.datasets.base import (
     DATASETS,
     INDEX_COLUMNS,

@@ -103,12 +103,13 @@ class DatasetAdapter(ABC):
     frames_are_crops: ClassVar[bool] = False
     # subfolder of the embedded synthetic benchmark holding this dataset's stand-in (or None)
     embedded_subdir: ClassVar[str | None] = None
+    # "module:attribute" of a stand-in (``dfbench.datasets.synth.standins.StandIn``) written into
+    # ``embedded_subdir`` on demand: only when a run without --data-root needs this dataset, so
+    # runs that do not use it never pay for it (None: the stand-in, if any, comes with the
+    # embedded benchmark itself)
+    embedded_generator: ClassVar[str | None] = None
     # conventional folder name under --data-root (e.g. "FaceForensics++")
     default_dirname: ClassVar[str | None] = None
-    # "module:function" that writes this dataset's embedded stand-in when a run needs it
-    # (called as function(embedded_root, scale=, progress=) -> folder); None = the stand-in,
-    # if any, is generated with the embedded benchmark itself
-    embedded_generator: ClassVar[str | None] = None
 
     @classmethod
     def looks_like(cls, root: str | Path) -> bool:

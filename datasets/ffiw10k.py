@@ -65,7 +65,7 @@ class FFIW10K(ScannedAdapter):
     qualities: ClassVar[tuple[str, ...]] = (QUALITY,)
     frames_are_crops: ClassVar[bool] = False
     embedded_subdir: ClassVar[str | None] = "ffiw10k"
-    embedded_generator: ClassVar[str | None] = "dfbench.datasets.synth.ffiw:ensure_ffiw_like"
+    embedded_generator: ClassVar[str | None] = "dfbench.datasets.synth.ffiw:STANDIN"
     default_dirname: ClassVar[str] = "FFIW10K-v1-release"
     # (split, folder) -> videos in the official release, where a source states it
     official_counts: ClassVar[dict[tuple[str, str], int]] = {("val", REAL_DIR): 250, ("val", FAKE_DIR): 250}

@@ -36,7 +36,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from dfbench.benchmark.errors import DatasetError, UnsafePathError
-from dfbench.benchmark.preprocess.video import sample_indices
+from dfbench.benchmark.preprocess.video import frame_order, sample_indices
 from dfbench.datasets.archives import Findings, ScannedAdapter, iter_tar_members
 from dfbench.datasets.base import (
     INDEX_COLUMNS,
@@ -72,11 +72,6 @@ def split_sequence_path(path: str) -> tuple[Path, str]:
     return Path(shard), key
 
 
-def _frame_order(name: str) -> tuple[int, int, str]:
-    frame = name.rsplit("/", 1)[-1][: -len(".png")]
-    return (0, int(frame), frame) if frame.isdigit() else (1, 0, frame)
-
-
 def list_sequences(shard: Path) -> tuple[dict[str, int], list[str]]:
     """``{"<stem>/<class>/<seq>": n_frames}`` of a shard, and the regular files that are not
     frames. Every member is safety-checked; nothing is decompressed into files."""
@@ -107,7 +102,7 @@ def read_sequence(path: str, indices: Sequence[int] | None = None) -> list[np.nd
             frames[name] = data
     if not frames:
         raise DatasetError(f"Archive {shard} holds no frames of sequence {key!r}.")
-    names = sorted(frames, key=_frame_order)
+    names = sorted(frames, key=frame_order)
     if indices is None:
         chosen = names
     else:

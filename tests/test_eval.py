@@ -249,3 +249,47 @@ def test_several_trainings_need_a_training_column(tmp_path, monkeypatch, capsys)
     part = c40[c40.video_id.str.contains("/c23/")]
     got = rows[(rows.test == "NT/c23") & (rows.metric == "auc")]["value"].iloc[0]
     assert got == pytest.approx(auc(part.video_id.str.contains("/fake/").astype(int).to_numpy(), part.score.to_numpy()))
+
+
+def test_decision_metrics_and_an_average_through_eval(tmp_path, monkeypatch, capsys) -> None:
+    """A protocol listing precision/recall/f1/fn_fp_ratio and an Avg: `dfbench eval --predictions`
+    writes the metrics as computed by hand from the scores, and the results layer derives the Avg."""
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.benchmark.results import with_averages
+
+    spec = {**SHORT, "name": "decisions", "metrics": ["auc", "precision", "recall", "f1", "fn_fp_ratio"],
+            "averages": [{"name": "Avg", "tests": ["NT/c23", "NT/c40"]}]}
+    monkeypatch.setenv("DFBENCH_RESULTS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DFBENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "decisions.yaml").write_text(yaml.safe_dump(spec))
+    common = ["--protocol", str(tmp_path / "decisions.yaml"), "--data-root",
+              str(serve_tiny_frames(monkeypatch, tmp_path / "d")), "--no-progress"]
+    listing = tmp_path / "list.csv"
+    assert main(["export-testlist", *common, "--out", str(listing)]) == 0
+    videos = pd.read_csv(listing).drop_duplicates("video_id")[["video_id"]]
+    scores = videos.assign(score=np.random.default_rng(1).uniform(0, 1, len(videos)))
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    assert main(["eval", *common, "--predictions", str(tmp_path / "scores.csv"), "--name", "M"]) == 0
+    printed = capsys.readouterr().out
+    assert "Avg" in printed.split("video-level AUC")[1].splitlines()[1]  # the printed matrix's Avg column
+    rows = ResultsStore(tmp_path / "runs").read_all()
+    video = rows[rows["level"] == "video"]
+    assert set(video["metric"]) == {"auc", "precision", "recall", "f1", "fn_fp_ratio"}
+    for quality in ("c23", "c40"):
+        part = scores[scores.video_id.str.contains(f"/{quality}/")]
+        fake = part.video_id.str.contains("/fake/").to_numpy()
+        called = part.score.to_numpy() >= 0.5
+        tp, fp, fn = int((called & fake).sum()), int((called & ~fake).sum()), int((~called & fake).sum())
+        got = video[video.test == f"NT/{quality}"].set_index("metric")["value"]
+        assert got["precision"] == pytest.approx(tp / (tp + fp))
+        assert got["recall"] == pytest.approx(tp / (tp + fn))
+        assert got["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+        assert got["fn_fp_ratio"] == pytest.approx(fn / fp)
+    # the derived Avg: the mean of the two tests' values, per metric and level, nothing stored
+    assert (rows["derived_from"] == "").all()
+    both = with_averages(rows, {"decisions": load_protocol(str(tmp_path / "decisions.yaml")).averages})
+    assert with_averages(rows).equals(rows)  # a YAML path's averages are not found by the protocol name
+    avg = both[(both.test == "Avg") & (both.level == "video")].set_index("metric")["value"]
+    want = video.groupby("metric")["value"].mean()
+    assert avg.sort_index().tolist() == pytest.approx(want.sort_index().tolist())
+    assert set(both.loc[both.test == "Avg", "derived_from"]) == {"NT/c23; NT/c40"}

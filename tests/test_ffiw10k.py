@@ -4,6 +4,7 @@ re-encoding of single-quality datasets, and QAD's coverage with both."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -264,13 +265,18 @@ def _digest(folder: Path) -> str:
 
 
 def test_the_stand_in_is_read_back_by_the_adapter(tmp_path: Path, one_torch_thread) -> None:
-    from dfbench.datasets.synth.ffiw import FFIW_GENERATOR_VERSION, ffiw_like_complete, generate_ffiw_like
+    from dfbench.datasets.synth import ffiw, standins
     from dfbench.datasets.synth.ffpp import read_marker
 
-    out = generate_ffiw_like(tmp_path / "a" / "ffiw10k", scale="tiny", progress=False)
+    assert standins.load_standin(FFIW10K.embedded_generator) is ffiw.STANDIN  # the one on-demand hook
+    out = standins.generate_standin(ffiw.STANDIN, tmp_path / "a" / "ffiw10k", scale="tiny", progress=False)
     marker = read_marker(out)
-    assert marker["version"] == FFIW_GENERATOR_VERSION and marker["scale"] == "tiny"
-    assert ffiw_like_complete(out, "tiny", 0) and not ffiw_like_complete(out, "mini", 0)
+    assert marker["generator"] == "dfbench synthetic FFIW10K-like set"
+    assert marker["version"] == ffiw.FFIW_GENERATOR_VERSION and marker["scale"] == "tiny"
+    split_counts = {"train": 2, "val": 1, "test": 1}  # FFIW_SCALES["tiny"], per class
+    assert marker["counts"] == {f"{side}/{split}": n for side in ("source", "target") for split, n in split_counts.items()}
+    assert standins.standin_complete(out, ffiw.STANDIN, "tiny", 0)
+    assert not standins.standin_complete(out, ffiw.STANDIN, "mini", 0)
     index = FFIW10K(out).build_index()
     counts = index.groupby(["split", "method", "label"]).size().to_dict()
     assert counts == {
@@ -285,32 +291,38 @@ def test_the_stand_in_is_read_back_by_the_adapter(tmp_path: Path, one_torch_thre
     assert real.frames.shape == fake.frames.shape == (6, 96, 128, 3)
     assert np.abs(real.frames.astype(np.float32) - fake.frames).mean() > 1.0  # the face is swapped
     before = _digest(out)
-    assert generate_ffiw_like(out, scale="tiny", progress=False) == out and _digest(out) == before  # kept
-    again = generate_ffiw_like(tmp_path / "b" / "ffiw10k", scale="tiny", progress=False)
+    kept = standins.generate_standin(ffiw.STANDIN, out, scale="tiny", progress=False)
+    assert kept == out and _digest(out) == before  # kept
+    again = standins.generate_standin(ffiw.STANDIN, tmp_path / "b" / "ffiw10k", scale="tiny", progress=False)
     assert _digest(again) == before  # deterministic
 
 
 def test_the_stand_in_is_made_only_for_runs_that_need_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dfbench.datasets.synth as synth
-    import dfbench.datasets.synth.ffiw as ffiw
     from dfbench.benchmark import data
-    from dfbench.benchmark.settings import get_settings
+    from dfbench.datasets.synth import ffiw, standins
+    from dfbench.datasets.synth.ffpp import MARKER
 
-    monkeypatch.setenv("DFBENCH_HOME", str(tmp_path))
-    calls: list[tuple[Path, str]] = []
+    monkeypatch.setenv("DFBENCH_DATA", str(tmp_path / "data"))
+    made: list[tuple[str, Path, str]] = []
+
+    def fake_generate(standin, out, *, scale, seed=0, progress=True):  # records instead of rendering
+        made.append((standin.label, Path(out), scale))
+        out.mkdir(parents=True)
+        marker = {"generator": f"dfbench synthetic {standin.label} set", "version": standin.version, "scale": scale, "seed": seed}
+        (out / MARKER).write_text(json.dumps(marker))
+        return out
+
+    monkeypatch.setattr(standins, "generate_standin", fake_generate)
     monkeypatch.setattr(synth, "ensure_embedded_data", lambda scale, progress=True: None)
-
-    def fake_ensure(root: Path, *, scale: str, progress: bool) -> Path:
-        calls.append((Path(root), scale))
-        (Path(root) / "ffiw10k").mkdir(parents=True, exist_ok=True)
-        return Path(root) / "ffiw10k"
-
-    monkeypatch.setattr(ffiw, "ensure_ffiw_like", fake_ensure)
     data.default_roots(None, ["ffpp", "celebdf"], progress=False)
-    assert calls == []
+    assert made == []
     roots = data.default_roots(None, ["ffpp", "ffiw10k"], progress=False)
-    assert calls == [(get_settings().data / "mini", "mini")]
-    assert roots["ffiw10k"] == get_settings().data / "mini" / "ffiw10k"
+    folder = tmp_path / "data" / "mini" / "ffiw10k"
+    assert made == [(ffiw.STANDIN.label, folder, "mini")]
+    assert roots["ffiw10k"] == folder
+    data.default_roots(None, ["ffiw10k"], progress=False)
+    assert len(made) == 1  # kept: its marker matches
 
 
 # ------------------------------------------------------------------------------ coverage

@@ -40,6 +40,48 @@ def test_error_counts_and_undefined_metrics() -> None:
     assert math.isnan(M.eer(np.array([0, 0]), np.array([0.2, 0.3])))
 
 
+def test_precision_recall_f1_fn_fp_ratio_hand_example() -> None:
+    # fake = positive, called fake at score >= 0.5:
+    # labels 1 1 1 1 0 0 0 / scores .9 .5 .3 .2 .6 .7 .1 -> TP 2 (.9, .5 at the threshold),
+    # FN 2 (.3, .2), FP 2 (.6, .7), TN 1
+    y = np.array([1, 1, 1, 1, 0, 0, 0])
+    s = np.array([0.9, 0.5, 0.3, 0.2, 0.6, 0.7, 0.1])
+    assert M.precision(y, s) == pytest.approx(2 / 4)
+    assert M.recall(y, s) == pytest.approx(2 / 4)
+    assert M.f1(y, s) == pytest.approx(2 * 2 / (2 * 2 + 2 + 2))
+    assert M.fn_fp_ratio(y, s) == pytest.approx(2 / 2)
+    # uneven: one more fake missed -> P = 2/4, R = 2/5, F1 = 2PR/(P+R) = 4/9, FN/FP = 3/2
+    y2, s2 = np.r_[y, 1], np.r_[s, 0.4]
+    p, r = 2 / 4, 2 / 5
+    assert (M.precision(y2, s2), M.recall(y2, s2)) == (pytest.approx(p), pytest.approx(r))
+    assert M.f1(y2, s2) == pytest.approx(2 * p * r / (p + r)) == pytest.approx(4 / 9)
+    assert M.fn_fp_ratio(y2, s2) == pytest.approx(1.5)
+    # the ratio agrees with the counts every row carries
+    counts = M.error_counts(y2, s2)
+    assert M.fn_fp_ratio(y2, s2) == pytest.approx(counts["fn"] / counts["fp"])
+    # pbnet Table VIII, m = -0.7: FN 4,735 / FP 13,305 = 0.356 as printed
+    fn, fp = 4735, 13305
+    y3 = np.r_[np.ones(fn, int), np.zeros(fp, int)]
+    assert M.fn_fp_ratio(y3, np.r_[np.zeros(fn), np.ones(fp)]) == pytest.approx(0.356, abs=5e-4)
+
+
+def test_decision_metrics_are_nan_where_undefined() -> None:
+    reals = np.array([0, 0])
+    assert math.isnan(M.precision(reals, np.array([0.1, 0.2])))  # nothing called fake
+    assert math.isnan(M.recall(reals, np.array([0.9, 0.2])))  # no fake
+    assert math.isnan(M.f1(reals, np.array([0.1, 0.2])))  # no fake, nothing called fake
+    assert M.f1(reals, np.array([0.9, 0.2])) == 0.0  # a false alarm: defined, 0
+    assert math.isnan(M.fn_fp_ratio(np.array([1, 0]), np.array([0.1, 0.2])))  # FP = 0
+    assert M.fn_fp_ratio(np.array([1, 0]), np.array([0.9, 0.8])) == 0.0
+
+
+def test_new_metrics_are_opt_in() -> None:
+    assert {"precision", "recall", "f1", "fn_fp_ratio"} <= set(M.METRICS)
+    assert set(M.compute_metrics(np.array([0, 1]), np.array([0.2, 0.7]))) == set(M.DEFAULT_METRICS)
+    got = M.compute_metrics(np.array([0, 1, 1]), np.array([0.2, 0.7, 0.4]), ("precision", "recall", "f1"))
+    assert got == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3)}
+
+
 def test_video_level_groups_by_full_id_and_averages() -> None:
     meta = pd.DataFrame({
         "video_id": ["ffpp/Deepfakes/c23/071_054", "ffpp/Deepfakes/c23/071_054", "ffpp/FaceSwap/c23/071_054", "ffpp/youtube/c23/071"],

@@ -66,7 +66,7 @@ def test_kernel_size_variants_map_to_tables_xv_and_xvi(ref: pd.DataFrame, tables
     assert xv == {("two_gen_bat XV", "Two-Gen-BAT (k=3)", "EfficientNet", "FF++/NT c23"): pytest.approx(0.4698)}
     xvi = shown(ref, "cross_quality", "two_gen_bat_k7", ("c40", "NT/c40", "", None), "frame")
     assert xvi == {("two_gen_bat XVI", "Two-Gen-BAT (k=7)", "EfficientNet", "FF++/NT c40"): pytest.approx(0.9284)}
-    assert (tables[("two_gen_bat", "XV")].covered, tables[("two_gen_bat", "XVI")].covered) == (44, 72)
+    assert (tables[("two_gen_bat", "XV")].covered, tables[("two_gen_bat", "XVI")].covered) == (52, 72)  # XV: 44 + 8 Avg
 
 
 # --------------------------------------------------------------------------- big_arts
@@ -82,11 +82,17 @@ def test_big_arts_table_4_is_ffpp_deepfakes_c23_only(ref: pd.DataFrame, tables: 
     assert erm[("big_arts Table 4", "XceptionNet", "Xception", "FF++/DF c23")] == pytest.approx(0.7166)
     xray = shown(ref, "ffpp_deepfakes", "big_arts_ex_only", ("FF++/DF/c23", "DFD", "", None), "video")
     assert xray == {("big_arts Table 4", "Face X-ray", "ResNet-18", "FF++/DF c23"): pytest.approx(0.8786)}
-    # 4 columns with an adapter (FF++, DFD, DFDC-P, Celeb-DF) x 7 rows: ERM on VGG16,
-    # DenseNet-121, ResNet-50, ResNet-18; XceptionNet; Face X-ray; BiG-Arts (AlexNet: not timm)
+    # UADFV and DF-TIMIT (adapters uadfv, dftimit): BiG-Arts FF++ -> UADFV 0.8814, ERM ResNet-18
+    # -> DT-HQ 0.7827 (lines 297, 290)
+    uadfv = shown(ref, "ffpp_deepfakes", "big_arts", ("FF++/DF/c23", "UADFV", "", None), "video")
+    assert uadfv == {("big_arts Table 4", "BiG-Arts", "ResNet-18", "FF++/DF c23"): pytest.approx(0.8814)}
+    dt_hq = shown(ref, "ffpp_deepfakes", "erm", ("FF++/DF/c23", "DT-HQ", "", None), "video")
+    assert dt_hq[("big_arts Table 4", "ERM", "ResNet-18", "FF++/DF c23")] == pytest.approx(0.7827)
+    # 7 columns with an adapter (UADFV, DT-LQ, DT-HQ, FF++, DFD, DFDC-P, Celeb-DF) x 7 rows: ERM on
+    # VGG16, DenseNet-121, ResNet-50, ResNet-18; XceptionNet; Face X-ray; BiG-Arts (AlexNet: not timm)
     t4 = tables[("big_arts", "Table 4")]
-    assert (t4.covered, t4.printed) == (28, 96)
-    assert dict(t4.uncovered)["no dataset adapter: UADFV"] == 12
+    assert (t4.covered, t4.printed) == (49, 96)
+    assert not any(reason.startswith("no dataset adapter") for reason, _ in t4.uncovered)
 
 
 # --------------------------------------------------------------------------- pim
@@ -101,7 +107,7 @@ def test_pim_table_iv_with_augmentation_arm(ref: pd.DataFrame, tables: dict) -> 
     assert plain[("pim IV", "PIM", "ConvNeXt-base", "FF++")] == pytest.approx(0.8734)
     cfg = create_detector("pim_erm_aug").config
     assert (cfg.alpha, cfg.beta, cfg.augment) == (0.0, 0.0, True)
-    assert tables[("pim", "IV")].covered == 64  # 2 arms x 4 backbones x 2 methods x 4 test sets
+    assert tables[("pim", "IV")].covered == 80  # 2 arms x 4 backbones x 2 methods x (4 test sets + Avg)
 
 
 def test_pim_grid_variants_map_to_their_rows(ref: pd.DataFrame, tables: dict) -> None:
@@ -116,9 +122,9 @@ def test_pim_grid_variants_map_to_their_rows(ref: pd.DataFrame, tables: dict) ->
     assert create_detector("pim_r0").config.r == 0.0 and create_detector("pim_a025").config.alpha == 0.25
     r0 = shown(ref, "cross_dataset", "pim_r0", ("FF++/c23", "DFDC", "", None), "video")
     assert r0 == {("pim VI", "PIM (alpha=1, r=0)", "ConvNeXt-base", "FF++"): pytest.approx(0.6757)}
-    # every grid number but the Avg column; Table IX needs SBI training data (no adapter)
-    assert [tables[("pim", t)].covered for t in ("VI", "VII", "VIII", "IX")] == [16, 20, 56, 0]
-    assert dict(tables[("pim", "IX")].uncovered)["no dataset adapter: FF++-real+SBI"] == 56
+    # every grid number, the Avg column included; Table IX needs SBI training data (no adapter)
+    assert [tables[("pim", t)].covered for t in ("VI", "VII", "VIII", "IX")] == [20, 25, 70, 0]
+    assert dict(tables[("pim", "IX")].uncovered)["no dataset adapter: FF++-real+SBI"] == 70
 
 
 def test_pim_augmentations_hand_values() -> None:
@@ -189,8 +195,14 @@ def test_big_arts_celebdf_tables_and_augmentation_ablation(ref: pd.DataFrame, ta
     assert (cfg.aug_real_real, cfg.aug_fake_real) == (False, True)
     fr = shown(ref, "celebdf_generalization", "big_arts_aug_fr", ("CDF", "DFD", "", None), "video")
     assert fr == {("big_arts Table 5", "BiG-Arts (aug=(Fake,Real))", "ResNet-18", "CDF"): pytest.approx(0.8445)}
-    # Table 3: 7 of 12 methods (not AlexNet, MesoInception-4, Capsule, GSRM, RFM) x AUC, EER x 2 levels
-    assert [tables[("big_arts", t)].covered for t in ("Table 1", "Table 3", "Table 5", "Table 6")] == [28, 28, 16, 16]
+    # Table 1: BiG-Arts Celeb-DF -> DT-LQ 0.9952, ERM ResNet-18 -> DT-HQ 0.6049 (lines 239, 232)
+    lq = shown(ref, "celebdf_generalization", "big_arts", ("CDF", "DT-LQ", "", None), "video")
+    assert lq[("big_arts Table 1", "BiG-Arts", "ResNet-18", "CDF")] == pytest.approx(0.9952)
+    hq = shown(ref, "celebdf_generalization", "erm", ("CDF", "DT-HQ", "", None), "video")
+    assert hq[("big_arts Table 1", "ERM", "ResNet-18", "CDF")] == pytest.approx(0.6049)
+    # Tables 1, 5, 6: every column but Avg (7 of 8; Table 1: 7 of 12 methods); Table 3: 7 of 12
+    # methods (not AlexNet, MesoInception-4, Capsule, GSRM, RFM) x AUC, EER x 2 levels
+    assert [tables[("big_arts", t)].covered for t in ("Table 1", "Table 3", "Table 5", "Table 6")] == [49, 28, 28, 28]
 
 
 def test_pim_table_i_matrix_and_table_ii_reasons(ref: pd.DataFrame, tables: dict) -> None:

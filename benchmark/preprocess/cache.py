@@ -13,7 +13,8 @@ result (``CropParams.key_fields``), the facenet-pytorch version and the format v
 File identity (``file_identity``): size + mtime_ns + sha256 of the whole file when it is
 at most ``FULL_HASH_LIMIT`` (2 MiB), else sha256 of its first and last MiB. Size and mtime
 catch any rewrite in place; the partial hash keeps a cold pass over 500 GB of raw FF++ from
-reading every byte twice, while still telling apart two same-size files.
+reading every byte twice, while still telling apart two same-size files. A frame folder (a
+video stored as image files, ``folder_identity``) is identified by its frames' identities.
 
 Datasets whose files already are face crops (``frames_are_crops``, e.g. WildDeepfake)
 index a *sequence inside an archive*: ``"<archive>::<sequence key>"``. Its identity
@@ -133,6 +134,8 @@ def file_identity(path: str | Path) -> str:
     """``"<size>:<mtime_ns>:<sha256>"``, see the module docstring. Memoised per process on
     (path, size, mtime_ns, inode), so repeated lookups do not re-read the file."""
     p = Path(path)
+    if p.is_dir():
+        return folder_identity(p)
     st = p.stat()
     memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
     if memo_key in _IDENTITY_MEMO:
@@ -148,6 +151,26 @@ def file_identity(path: str | Path) -> str:
     identity = f"{st.st_size}:{st.st_mtime_ns}:{h.hexdigest()}"
     _IDENTITY_MEMO[memo_key] = identity
     return identity
+
+
+def folder_identity(folder: Path) -> str:
+    """Identity of a frame folder (a video stored as numbered image files, e.g. VidTIMIT):
+    ``"dir:<frames>:<bytes>:<sha256>"``, the hash over every frame's name and ``file_identity``
+    in frame order. A frame rewritten, added or removed changes it; a symbolic link among the
+    frames raises ``OSError`` (the reader refuses it too)."""
+    from dfbench.benchmark.preprocess.video import VideoReadError, frame_files
+
+    try:
+        frames = frame_files(folder)
+    except VideoReadError as exc:
+        raise OSError(str(exc)) from exc
+    h = hashlib.sha256()
+    total = 0
+    for frame in frames:
+        ident = file_identity(frame)
+        total += int(ident.split(":", 1)[0])
+        h.update(f"{frame.name}\0{ident}\0".encode())
+    return f"dir:{len(frames)}:{total}:{h.hexdigest()}"
 
 
 ARCHIVE_SEPARATOR = "::"

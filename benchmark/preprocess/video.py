@@ -5,6 +5,13 @@ frame), so ``read_frames`` decodes every packet (inter-frame prediction needs th
 but converts only the frames it was asked for. The frame count comes from the number of
 demuxed video packets (one packet per frame for H.264/H.265/FFV1 in MP4/MKV/AVI), which
 costs no decoding; the decoded frame count is checked against it.
+
+A *frame folder* is a video too (VidTIMIT ships each recording as a folder of numbered JPEG
+files without extension): when ``path`` is a directory, its frames are its regular files that
+are not hidden, in ``frame_order`` (numeric names as numbers), each decoded as an image by its
+content. A frame that is a symbolic link is refused (a link could lead out of the dataset
+root, which the adapter confined the folder to); frames of differing sizes, an empty folder
+or an unreadable image are a ``VideoReadError`` like a corrupt video file.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 
 class VideoReadError(Exception):
@@ -50,6 +58,61 @@ def sample_indices(n_frames: int, k: int, sampler: str = "linspace") -> np.ndarr
     return np.unique(np.linspace(0, n_frames - 1, k).round().astype(np.int64))
 
 
+def frame_order(name: str) -> tuple[int, int, str]:
+    """Sort key of a frame file name: numeric stems (``7``, ``007``, ``7.png``) as numbers, first;
+    other names after them, by name."""
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The frames of a frame folder in frame order (see the module docstring)."""
+    try:
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    except OSError as exc:
+        raise VideoReadError(f"frame folder {folder} cannot be listed ({_why(exc)})") from exc
+    for p in entries:
+        if p.is_symlink():
+            raise VideoReadError(f"frame {p} is a symbolic link; frame folders must hold plain files, it is refused")
+    frames = sorted((p for p in entries if p.is_file()), key=lambda p: frame_order(p.name))
+    if not frames:
+        raise VideoReadError(f"frame folder {folder} holds no frames")
+    return frames
+
+
+def _read_image(path: Path, fmt: str) -> np.ndarray:
+    mode = "L" if fmt == "gray" else "RGB"
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert(mode), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise VideoReadError(f"frame {path} is not a readable image ({exc})") from exc
+
+
+def _read_folder(
+    folder: Path, count: int | None, indices: Sequence[int] | None, sampler: str, fmt: str
+) -> DecodedFrames:
+    files = frame_files(folder)
+    n = len(files)
+    if indices is None:
+        if count is None:
+            raise ValueError("read_frames needs count or indices")
+        wanted = sample_indices(n, count, sampler)
+    else:
+        wanted = np.asarray(indices, dtype=np.int64)
+        if len(wanted) and (wanted.min() < 0 or wanted.max() >= n):
+            raise VideoReadError(f"frame folder {folder} has {n} frames but frame {int(wanted.max())} was asked for")
+    decoded = {i: _read_image(files[i], fmt) for i in sorted(set(wanted.tolist()))}
+    shapes = {a.shape for a in decoded.values()}
+    if len(shapes) > 1:
+        raise VideoReadError(f"frame folder {folder} mixes frame sizes {sorted(shapes)}; its frames are not one video")
+    first = _read_image(files[0], fmt) if not decoded else next(iter(decoded.values()))
+    height, width = first.shape[:2]
+    out = [decoded[i] for i in wanted.tolist()]
+    frames = np.stack(out) if out else np.zeros((0, *first.shape), np.uint8)
+    return DecodedFrames(frames=frames, indices=wanted, n_frames=n, width=int(width), height=int(height))
+
+
 def _open(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
@@ -64,8 +127,13 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def check_opens(path: str | Path) -> None:
-    """Raise ``VideoReadError`` when ``path`` cannot be opened as a video (header only, cheap)."""
-    _open(Path(path)).close()
+    """Raise ``VideoReadError`` when ``path`` cannot be opened as a video (header only, cheap;
+    a frame folder: its first frame)."""
+    path = Path(path)
+    if path.is_dir():
+        _read_image(frame_files(path)[0], "rgb24")
+        return
+    _open(path).close()
 
 
 def read_frames(
@@ -82,9 +150,11 @@ def read_frames(
     ``indices`` (frame numbers in presentation order; those beyond the video's end are an
     error). ``fmt`` is a PyAV pixel format: "rgb24" for images, "gray" for mask videos.
     Raises ``VideoReadError`` with a one-sentence reason for a missing, truncated or
-    undecodable file.
+    undecodable file. A directory is read as a frame folder (module docstring).
     """
     path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, count, indices, sampler, fmt)
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -153,7 +223,10 @@ def read_frames(
 
 
 def count_frames(path: str | Path) -> int:
-    """The number of frames of a video, by counting packets (no decoding)."""
+    """The number of frames of a video, by counting packets (no decoding); of a frame folder,
+    its frame files."""
+    if Path(path).is_dir():
+        return len(frame_files(Path(path)))
     container = _open(Path(path))
     try:
         stream = container.streams.video[0]

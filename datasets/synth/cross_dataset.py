@@ -63,8 +63,8 @@ from dfbench.datasets.synth.manipulations import PairVideos, faceswap
 
 CROSS_GENERATOR_VERSION = 1  # bump when the content changes, so embedded sets are regenerated
 CROSS_STREAM = 7001  # second element of every random-stream key: disjoint from the FF++-like set's
-# ffiw10k: the FFIW10K-like set of synth/ffiw.py, made on demand (not one of WRITERS)
-DATASET_CODES = {"celebdf": 1, "dfdcp": 2, "wdf": 3, "ffiw10k": 10}
+# on-demand stand-ins (not among WRITERS): uadfv, dftimit, ffiw10k (synth/uadfv.py, dftimit.py, ffiw.py)
+DATASET_CODES = {"celebdf": 1, "dfdcp": 2, "wdf": 3, "uadfv": 4, "dftimit": 5, "ffiw10k": 10}
 DETECTION_THRESHOLD = 0.95  # MTCNN probability every screened frame of a kept capture must reach
 VIDEO_QUALITY = "c23"  # Celeb-DF and DFDCP come compressed: H.264 crf 23 stands in for that
 

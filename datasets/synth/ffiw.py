@@ -5,9 +5,10 @@
 <embedded>/<scale>/ffiw10k/target/{train,val,test}/<split>_<NNNNNNNN>.mp4   fake
 ```
 
-The FFIW10K adapter (``dfbench.datasets.ffiw10k``) reads it; its ``embedded_generator``
-names ``ensure_ffiw_like``, which ``dfbench.benchmark.data.default_roots`` calls only for a
-run whose protocol names ``ffiw10k`` (the embedded benchmark's other sets do not wait for it).
+The FFIW10K adapter (``dfbench.datasets.ffiw10k``) reads it. It is an on-demand stand-in
+(``standins.py``): the adapter's ``embedded_generator`` names ``STANDIN``, which
+``standins.ensure_standins`` writes only for a run whose protocol names ``ffiw10k`` (the
+embedded benchmark's other sets do not wait for it).
 The real FFIW10K release has no test split in its main download (a separate test release
 holds it); the stand-in holds all three splits so that a protocol trains, selects and tests.
 
@@ -23,21 +24,16 @@ faces a smaller part of the frame. One face per frame: FFIW10K shows about three
 frame with a subset swapped; the stand-in keeps one person (dfbench crops one face per frame
 anyway), so it tests the adapter, the re-encoding and the protocols, not multi-person
 detection. Videos are encoded as ``VIDEO_QUALITY`` (H.264 crf 23), like the other stand-ins
-of compressed datasets. Generation is deterministic given (scale, seed); the set is written
-to a temporary folder and renamed into place, its marker (``FFIW_GENERATOR_VERSION``) last.
+of compressed datasets. Generation is deterministic given (scale, seed); ``standins`` writes
+the set to a temporary folder and renames it into place, its marker
+(``FFIW_GENERATOR_VERSION``) last.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from dfbench.benchmark.errors import ConfigError, DatasetError
 from dfbench.datasets.synth.cross_dataset import (
     VIDEO_QUALITY,
     Capture,
@@ -50,11 +46,10 @@ from dfbench.datasets.synth.cross_dataset import (
 )
 from dfbench.datasets.synth.encode import write_video
 from dfbench.datasets.synth.faces import random_identity, random_motion, to_uint8
-from dfbench.datasets.synth.ffpp import MARKER, read_marker, removed_on_failure
 from dfbench.datasets.synth.manipulations import PairVideos
+from dfbench.datasets.synth.standins import StandIn
 
 FFIW_GENERATOR_VERSION = 1  # bump when the content changes, so the stand-in is regenerated
-SUBDIR = "ffiw10k"  # the adapter's embedded_subdir
 DATASET = "ffiw10k"  # its key in cross_dataset.DATASET_CODES
 FFIW_SWAP = SwapStyle(skin_mix=0.5, downscale=2.5, blend_sigma=0.07, noise_gain=0.3, colour_match=0.3)
 SPLIT_ORDER = ("train", "val", "test")
@@ -86,32 +81,15 @@ FFIW_SCALES: dict[str, FFIWScale] = {
 }
 
 
-def get_ffiw_scale(scale: str) -> FFIWScale:
-    if scale not in FFIW_SCALES:
-        raise ConfigError(f"Unknown synthetic scale {scale!r}; choose one of {sorted(FFIW_SCALES)}.")
-    return FFIW_SCALES[scale]
-
-
 def frame_shape(sc: FFIWScale) -> tuple[int, int]:
     """(height, width): 4:3 landscape, rendered square at the width and cut."""
     return sc.size * 3 // 4, sc.size
 
 
-def _matches(marker: dict[str, Any] | None, scale: str, seed: int) -> bool:
-    return (
-        marker is not None
-        and marker.get("version") == FFIW_GENERATOR_VERSION
-        and marker.get("scale") == scale
-        and marker.get("seed") == seed
-    )
-
-
-def ffiw_like_complete(folder: Path, scale: str = "mini", seed: int = 0) -> bool:
-    """Whether ``folder`` holds the finished set of this scale, seed and generator version."""
-    return _matches(read_marker(Path(folder)), scale, seed)
-
-
-def _write(out: Path, sc: FFIWScale, seed: int, progress: bool) -> dict[str, int]:
+def write_ffiw_like(out: Path, scale: str, seed: int, progress: bool) -> dict[str, int]:
+    """Fill the empty folder ``out`` with the set of ``scale`` (``StandIn.write``); returns
+    its counts (videos per class folder and split)."""
+    sc = FFIW_SCALES[scale]
     height, width = frame_shape(sc)
     top = (width - height) // 2
     rows = slice(top, top + height)
@@ -153,55 +131,14 @@ def _write(out: Path, sc: FFIWScale, seed: int, progress: bool) -> dict[str, int
     return counts
 
 
-def generate_ffiw_like(out: Path, *, scale: str = "mini", seed: int = 0, progress: bool = True) -> Path:
-    """Write the FFIW10K-like set into ``out`` (kept when its marker already matches; a folder
-    that is not a dfbench synthetic set is never touched: ``DatasetError``)."""
-    out = Path(out).expanduser()
-    spec = get_ffiw_scale(scale)
-    if ffiw_like_complete(out, scale, seed):
-        return out
-    if out.exists() and read_marker(out) is None and any(out.iterdir()):
-        raise DatasetError(f"{out} exists and is not a dfbench synthetic set; move it away or choose another root.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    with removed_on_failure(tmp, out):
-        tmp.mkdir()
-        counts = _write(tmp, spec, seed, progress)
-        marker = {
-            "generator": "dfbench synthetic ffiw10k-like set",
-            "version": FFIW_GENERATOR_VERSION,
-            "scale": scale,
-            "seed": seed,
-            "spec": asdict(spec),
-            "counts": counts,
-        }
-        (tmp / MARKER).write_text(json.dumps(marker, indent=1))  # last: the set is complete
-        if out.exists():  # an older version, scale or seed of the set (checked above), or an empty folder
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(out, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        os.rename(tmp, out)
-    return out
-
-
-def ensure_ffiw_like(root: Path, *, scale: str = "mini", progress: bool = True) -> Path:
-    """The FFIW10K-like set under the embedded benchmark's ``root`` (``<data>/<scale>``),
-    generated on first use under a lock (other processes wait, then find it finished)."""
-    from dfbench.datasets.synth.embedded import EMBEDDED_SEED, _exclusive
-
-    folder = Path(root) / SUBDIR
-    if not ffiw_like_complete(folder, scale, EMBEDDED_SEED):
-        with _exclusive(Path(root) / f".{SUBDIR}.lock"):
-            generate_ffiw_like(folder, scale=scale, seed=EMBEDDED_SEED, progress=progress)
-    return folder
+STANDIN = StandIn(label="FFIW10K-like", version=FFIW_GENERATOR_VERSION, scales=tuple(FFIW_SCALES), write=write_ffiw_like)
 
 
 __all__ = [
     "FFIW_GENERATOR_VERSION",
     "FFIW_SCALES",
     "FFIW_SWAP",
-    "ensure_ffiw_like",
-    "ffiw_like_complete",
-    "generate_ffiw_like",
-    "get_ffiw_scale",
+    "STANDIN",
+    "frame_shape",
+    "write_ffiw_like",
 ]

@@ -48,7 +48,7 @@ from dfbench.datasets.synth.faces import (
 )
 from dfbench.datasets.synth.manipulations import MANIPULATIONS, METHODS, PairVideos
 
-GENERATOR_VERSION = 3  # bump when the content changes, so embedded data is regenerated
+GENERATOR_VERSION = 4  # bump when the content changes, so embedded data is regenerated
 MARKER = ".dfbench_synth.json"
 BOXES_FILE = ".dfbench_synth_boxes.json"
 REAL_DIR = Path("original_sequences") / "youtube"

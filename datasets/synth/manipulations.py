@@ -14,10 +14,11 @@ real method's, not to imitate its pixels:
   resampling, colour transfer, an almost hard mask edge.
 - Face2Face: the target's own face with its eyes and mouth re-posed to the source's
   expression by a smooth warp (bilinear resampling traces, no identity change); the
-  re-posed regions are lit a few levels off the frame (coarse: the transfer boundary).
+  re-posed regions are rendered at 1/1.6 of the frame's resolution, lit a few levels off
+  the frame and end at a narrow blend edge (coarse: the transfer boundary).
 - NeuralTextures: the mouth and lower-face texture re-rendered: same geometry, but the
-  camera noise is replaced by the renderer's fine grain (fine: heavy compression removes
-  it, the "cross-quality collapse" the seed papers study), the texture has half the
+  camera noise is replaced by the renderer's fine grain (fine: c23 weakens it, heavy
+  compression removes it, the "cross-quality collapse" the seed papers study), the texture has half the
   frame's resolution and the region's shading/colour is a few levels off, a seam along
   its outline (coarse: crf 40 weakens them but keeps them).
 - FaceShifter: high-quality swap with matched colour, fresh sensor noise, wide feathered
@@ -56,7 +57,15 @@ DF_COLOR_JITTER = 5.0  # extra per-video colour offset of the swapped face (leve
 # was learned at every quality (softer lip edges survive crf 40). Grain of std 12 is learned
 # at raw and c23 (AUC 1.0) and is washed out by crf 40 (AUC ~0.5): measured with
 # benchmarks/synth_validity.py-style runs, 48 train / 16 test pairs, seeds 0 and 1.
-NT_GRAIN_STD = 12.0  # levels (0..255)
+# Generator version 4 lowers it to std 8: at std 12 crf 23 kept the grain whole, so a c23-trained
+# ERM relied on it alone and collapsed at c40 like a raw-trained one (c23 -> c40 0.451 vs raw ->
+# c40 0.444, mini, 3 seeds), whereas real c23 already weakens NT's fine trace (two_gen_bat Table
+# II, ERM: raw -> c23 66.35, c23 -> c40 69.40). Mini, ERM, 3 seeds, video AUC, raw -> c40 /
+# c23 -> c40 / c40 -> c40: std 8: 0.448 / 0.491 / 0.866; std 6: 0.646 / 0.737 / 0.813, but at
+# std 6 the c23 model learned the half-resolution render instead of the grain and transferred
+# to Deepfakes' (x3) and Face2Face's re-rendering whole (NT c23 -> DF 0.999, -> F2F 0.901;
+# real FF++: 83.75 and 61.15), so std 8 it is (NT c23 -> DF 0.444).
+NT_GRAIN_STD = 8.0  # levels (0..255)
 NT_GRAIN_SIGMA = 0.5  # spatial correlation of the grain (pixels)
 NT_REGION = (0.54, 0.43)  # half-width added to the mouth width, half-height (face units)
 FSH_FINGERPRINT_AMPLITUDE = 1.2  # FaceShifter generator fingerprint (levels)
@@ -71,6 +80,13 @@ FSH_FINGERPRINT_PERIOD = 8.0
 NT_SHADE_SHIFT = 10.0  # NT: colour/shading offset of the re-rendered lower face
 NT_DOWNSCALE = 2.0  # NT: the neural texture is rendered at frame / this and up-sampled
 F2F_SHADE_SHIFT = 12.0  # F2F: illumination mismatch of the re-rendered mouth and eyes
+# Generator version 4: Face2Face's re-rendered regions end at a blend edge (the weight is cut
+# at this level of the smooth eye/mouth weights and feathered by 1.2 px, like NT's) and are
+# rendered from the face model at frame / F2F_DOWNSCALE. Version 3's smooth weight and full-
+# resolution warp were not learned even at c23 (ERM c23 -> c23 0.512, mini, 3 seeds); the cut
+# edge alone neither (0.540); with the 1.6x render: 0.984 at c23, 0.824 at c40 (seed 0).
+F2F_REGION_LEVEL = 0.3
+F2F_DOWNSCALE = 1.6
 
 
 @dataclass
@@ -187,6 +203,7 @@ def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
     # coarse trace: the re-rendered mouth and eyes are lit by the estimated illumination,
     # which is a few levels off the real frame's (a shading step along the transfer boundary)
     shade = shade_offset(np.random.default_rng(p.rng.integers(2**63)), F2F_SHADE_SHIFT)
+    low = max(8, int(round(p.size / F2F_DOWNSCALE)))
     fakes, masks = [], []
     for t in range(len(p.target_motion)):
         pose_t = p.target_motion.pose(t)
@@ -207,7 +224,12 @@ def face2face(p: PairVideos) -> tuple[np.ndarray, np.ndarray]:
         dv_eyes = -(v - tgt.eye_y) * 0.5 * blink + base_lift * 0.5
         v_src = v - w_mouth * dv_mouth - w_eyes * dv_eyes
         warped = _sample(p.target_frames[t], _face_to_pixels(pose_t, tgt, p.size, u, v_src)) + shade
-        alpha = np.clip(1.8 * np.maximum(w_mouth, w_eyes) - 0.15, 0.0, 1.0)
+        # coarse trace: the face model renders the re-posed regions with less resolution than
+        # the frame (softened lid and lip edges, a few pixels wide), as NT's texture does
+        warped = _resize(_resize(warped, (low, low), Image.Resampling.BOX), (p.size, p.size), Image.Resampling.BILINEAR)
+        # the transfer boundary: the re-rendered regions end at an edge, feathered by ~1 px
+        region = (np.maximum(w_mouth, w_eyes) > F2F_REGION_LEVEL).astype(np.float32)
+        alpha = ndimage.gaussian_filter(region, sigma=1.2)
         f, m = _composite(p.target_frames[t], warped, alpha)
         fakes.append(f)
         masks.append(m)

@@ -1,0 +1,176 @@
+"""Do the papers' claims hold on a results directory? Seed-paired differences with 95% t-intervals.
+
+Each claim below compares a detector with a baseline on named cells of one protocol (or the
+gain on one set of cells with the gain on another). Per seed s, the claim's quantity is the
+mean over its cells of (detector − baseline) at seed s (both trained with seed s: same data
+order and initialisation stream); the table gives its mean over the seeds both share and the
+95% t-interval (n − 1 degrees of freedom). A claim *holds* when the whole interval lies on the
+side the paper says, is *reversed* when it lies wholly on the other side, and is *not shown*
+otherwise. With three seeds the t-interval is wide (t = 4.30): "not shown" often means "not
+measured precisely enough", never "refuted".
+
+    python benchmarks/claims.py --results results/runs            # markdown table
+    python benchmarks/claims.py --results DIR --claim two_gen_bat_raw_c40
+
+The claims are the ones issue 17 names (compression and cross-quality); each says which
+paper table it comes from. Nothing here is tuned toward a result: cells are fixed before the
+runs (the paper's own setting), and every claim is printed whichever way it falls.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from dfbench.benchmark.results import ResultsStore
+from dfbench.benchmark.settings import get_settings
+
+Cells = tuple[tuple[str, str], ...]  # (training, test) pairs; "*" matches any
+QUALITIES = ("raw", "c23", "c40")
+CROSS_QUALITY: Cells = tuple((a, f"NT/{b}") for a in QUALITIES for b in QUALITIES if a != b)
+FFPP = ("DF", "F2F", "FS", "NT")
+# cross_manipulation's trainings are named after the method, tests "<method>/c23"
+CROSS_METHOD: Cells = tuple((a, f"{b}/c23") for a in FFPP for b in FFPP if a != b)
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    paper: str  # where the paper claims it
+    text: str  # the claim, as the paper makes it
+    protocol: str
+    detector: str  # "detector" or "detector [variant]"
+    baseline: str
+    cells: Cells
+    metric: str = "auc"
+    level: str = "video"
+    errors: bool = False  # compare fp + fn (frame counts) instead of the metric's value
+    sign: int = 1  # +1: the claim is detector > baseline; -1: detector < baseline
+    # contrast: the gain on `cells` minus the gain on these cells of `contrast_protocol`
+    contrast_protocol: str | None = None
+    contrast_cells: Cells = field(default_factory=tuple)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("two_gen_bat_raw_c40", "two_gen_bat Table II", "Two-Gen-BAT raises raw -> c40 (NT) over ERM",
+          "cross_quality", "two_gen_bat", "erm", (("raw", "NT/c40"),)),
+    Claim("two_gen_bat_cross_quality", "two_gen_bat Table II", "Two-Gen-BAT raises the cross-quality cells (mean of the 6 off-diagonal) over ERM",
+          "cross_quality", "two_gen_bat", "erm", CROSS_QUALITY),
+    Claim("grad_bat_cross_quality", "two_gen_bat Table II", "Grad-BAT raises the cross-quality cells over ERM",
+          "cross_quality", "grad_bat", "erm", CROSS_QUALITY),
+    Claim("combined_at_cross_quality", "two_gen_bat Table II", "Combined AT raises the cross-quality cells over ERM",
+          "cross_quality", "combined_at", "erm", CROSS_QUALITY),
+    Claim("aug_cross_quality", "two_gen_bat Table V", "combined traditional augmentation raises the cross-quality cells over ERM",
+          "cross_quality", "aug_combined", "erm", CROSS_QUALITY),
+    Claim("aug_quality_more_than_method", "two_gen_bat Tables IV-V, App. E",
+          "traditional augmentation helps cross-quality more than cross-method (gain on cross-quality cells minus gain on cross-method cells)",
+          "cross_quality", "aug_combined", "erm", CROSS_QUALITY,
+          contrast_protocol="cross_manipulation", contrast_cells=CROSS_METHOD),
+    Claim("two_gen_bat_all_qualities", "two_gen_bat Table III", "trained on all qualities, Two-Gen-BAT beats ERM on the pooled test",
+          "all_qualities", "two_gen_bat", "erm", (("all", "NT/mixed"),)),
+    Claim("grad_bat_all_qualities", "two_gen_bat Table III", "trained on all qualities, Grad-BAT beats ERM on the pooled test",
+          "all_qualities", "grad_bat", "erm", (("all", "NT/mixed"),)),
+    Claim("combined_at_all_qualities", "two_gen_bat Table III", "trained on all qualities, Combined AT beats ERM on the pooled test",
+          "all_qualities", "combined_at", "erm", (("all", "NT/mixed"),)),
+    Claim("aug_all_qualities", "two_gen_bat Table III", "trained on all qualities, combined augmentation beats ERM on the pooled test",
+          "all_qualities", "aug_combined", "erm", (("all", "NT/mixed"),)),
+    Claim("qad_vs_erm", "qad Table 4", "QAD beats mixed-quality ERM (NT, mixed test)",
+          "qad_ablation", "qad", "erm", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("qad_hsic_helps", "qad Table 4", "the HSIC term alone beats mixed-quality ERM",
+          "qad_ablation", "qad_hsic_only", "erm", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("qad_awp_helps", "qad Table 4", "AWP alone beats mixed-quality ERM",
+          "qad_ablation", "qad_awp_only", "erm", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("qad_pairwise_helps", "qad Table 4", "the pairwise (Eq. 3) term alone beats mixed-quality ERM",
+          "qad_ablation", "qad_pairwise", "erm", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("qad_vs_hsic_only", "qad Table 4", "QAD (HSIC + AWP) beats HSIC alone",
+          "qad_ablation", "qad", "qad_hsic_only", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("qad_vs_awp_only", "qad Table 4", "QAD (HSIC + AWP) beats AWP alone",
+          "qad_ablation", "qad", "qad_awp_only", (("NeuralTextures", "NeuralTextures/mixed"),)),
+    Claim("pbnet_errors", "pbnet Tables III, VII", "the bleach lowers the frozen c23 detector's c40 errors (FP + FN frames, mean of the 4 methods)",
+          "compression_remedy", "pbnet [detector+bleach]", "pbnet [detector]",
+          (("DF/c23", "DF/c40"), ("F2F/c23", "F2F/c40"), ("FS/c23", "FS/c40"), ("NT/c23", "NT/c40")),
+          metric="acc", level="frame", errors=True, sign=-1),
+    Claim("pbnet_auc", "pbnet Table III", "the bleach raises the frozen c23 detector's c40 frame AUC (mean of the 4 methods)",
+          "compression_remedy", "pbnet [detector+bleach]", "pbnet [detector]",
+          (("DF/c23", "DF/c40"), ("F2F/c23", "F2F/c40"), ("FS/c23", "FS/c40"), ("NT/c23", "NT/c40")),
+          level="frame"),
+)
+
+
+def _who(rows: pd.DataFrame) -> pd.Series:
+    return rows["detector"] + rows["variant"].fillna("").map(lambda v: f" [{v}]" if v else "")
+
+
+def per_seed_gain(rows: pd.DataFrame, protocol: str, claim: Claim, cells: Cells) -> pd.Series:
+    """Per seed: mean over ``cells`` of (detector − baseline); only seeds and cells both have."""
+    sel = rows[(rows["protocol"] == protocol) & (rows["metric"] == claim.metric) & (rows["level"] == claim.level)]
+    sel = sel[sel["perturbation"].fillna("").eq("")]
+    if sel.empty:
+        return pd.Series(dtype=float)
+    sel = sel.assign(who=_who(sel), quantity=(sel["fp"] + sel["fn"]) if claim.errors else sel["value"])
+    wanted = {(str(t), str(c)) for t, c in cells}
+    sel = sel[[(str(t), str(c)) in wanted for t, c in zip(sel["training"], sel["test"])]]
+    wide = sel.pivot_table(index=["seed", "training", "test"], columns="who", values="quantity", aggfunc="mean")
+    if claim.detector not in wide.columns or claim.baseline not in wide.columns:
+        return pd.Series(dtype=float)
+    diff = (wide[claim.detector] - wide[claim.baseline]).dropna()
+    counts = diff.groupby(level="seed").size()
+    complete = counts[counts == len(wanted)].index  # a seed counts only with every cell present
+    return diff[diff.index.get_level_values("seed").isin(complete)].groupby(level="seed").mean()
+
+
+def evaluate(rows: pd.DataFrame, claim: Claim) -> dict[str, object]:
+    gain = per_seed_gain(rows, claim.protocol, claim, claim.cells)
+    if claim.contrast_protocol:
+        other = per_seed_gain(rows, claim.contrast_protocol, claim, claim.contrast_cells)
+        gain = (gain - other).dropna()
+    n = len(gain)
+    out: dict[str, object] = {"claim": claim.name, "paper": claim.paper, "text": claim.text, "n": n}
+    if n < 2:
+        out.update(mean=float("nan"), low=float("nan"), high=float("nan"), verdict=f"not run ({n} seed(s))")
+        return out
+    mean = float(gain.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * gain.std(ddof=1) / n**0.5)
+    low, high = mean - half, mean + half
+    if claim.sign * low > 0 and claim.sign * high > 0:
+        verdict = "holds"
+    elif claim.sign * low < 0 and claim.sign * high < 0:
+        verdict = "reversed"
+    else:
+        verdict = "not shown"
+    out.update(mean=mean, low=low, high=high, verdict=verdict, seeds=",".join(str(int(s)) for s in gain.index))
+    return out
+
+
+def claims_table(rows: pd.DataFrame, names: Sequence[str] | None = None) -> pd.DataFrame:
+    chosen = [c for c in CLAIMS if not names or c.name in names]
+    return pd.DataFrame([evaluate(rows, c) for c in chosen])
+
+
+def _markdown(table: pd.DataFrame, errors_claims: set[str]) -> str:
+    lines = ["| claim | paper | seed-paired difference [95% CI] | n | verdict |", "|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        unit = " frames" if r["claim"] in errors_claims else ""
+        diff = "–" if pd.isna(r["mean"]) else f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]{unit}"
+        lines.append(f"| {r['text']} | {r['paper']} | {diff} | {r['n']} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=None, help="results directory (default $DFBENCH_RESULTS or ./results/runs)")
+    ap.add_argument("--claim", action="append", help="only this claim (repeatable)")
+    args = ap.parse_args(argv)
+    rows = ResultsStore(args.results or get_settings().results).read_all()
+    table = claims_table(rows, args.claim)
+    print(_markdown(table, {c.name for c in CLAIMS if c.errors}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
