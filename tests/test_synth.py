@@ -189,12 +189,12 @@ def test_trace_statistics_hand_computed() -> None:
 
 
 def test_neuraltextures_fine_and_coarse_traces_separate_pairs(ffpp: Path) -> None:
-    # multi-scale traces (generator v4): the fine grain (std 6) and the coarse trace (half-
+    # multi-scale traces (generator v4): the fine grain (std 8) and the coarse trace (half-
     # resolution render, mid-band energy) each separate most NT fakes from their own target at
-    # raw, and the coarse one still separates most of them at c40 (12 pairs of the tiny set:
-    # fine 0.83 at raw, mid-band 1.0 at raw and 0.75 at c40; docs/synthetic.md has mini's).
-    # The fine statistic is not asserted to fall at c40: on these 12 pairs it does not (0.83
-    # at both); what c40 does to the grain is measured by training (docs/synthetic.md).
+    # raw, and the coarse one still separates most of them at c40 (12 pairs of the tiny set;
+    # docs/synthetic.md has mini's). The fine statistic is not asserted to fall at c40: with
+    # the weaker grain it need not on 12 pairs (at std 6 it was 0.83 at raw and c40 alike);
+    # what c40 does to the grain is measured by training (docs/synthetic.md).
     raw, c40 = (_trace_separability(ffpp, "NeuralTextures", q) for q in ("raw", "c40"))
     assert raw["fine"] >= 0.75, (raw, c40)
     assert raw["mid"] >= 0.75 and c40["mid"] >= 0.65, (raw, c40)
