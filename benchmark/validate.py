@@ -2,7 +2,7 @@
 
 ``load_protocol`` already checks every key of a spec at every level (its schema is closed);
 this module checks what the schema cannot know: that each registry name a spec uses exists
-(procedure, perturbation, test transform and its parameters, dataset, methods, reals,
+(procedure, perturbation, test transform and its parameters, dataset, synthesis, methods, reals,
 qualities), that the procedure accepts the spec's ``options``, and that the detector's
 backbone and weights file exist. Each problem is one ``ConfigError`` sentence naming the
 key and what is allowed there.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
 from dfbench.benchmark.errors import ConfigError
-from dfbench.benchmark.procedures import PERTURBATIONS, PROCEDURES, TEST_TRANSFORMS
+from dfbench.benchmark.procedures import PERTURBATIONS, PROCEDURES, SYNTHESES, TEST_TRANSFORMS
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec
 from dfbench.datasets.base import DATASETS
 
@@ -38,6 +38,8 @@ def check_data(data: Sequence[DataSpec], where: str) -> None:
         at = f"{where}.data[{i}]"
         if d.dataset not in DATASETS:
             raise ConfigError(f"{at}.dataset: {_allowed(d.dataset, DATASETS.names())}.")
+        if d.synthesis is not None and d.synthesis not in SYNTHESES:
+            raise ConfigError(f"{at}.synthesis: {_allowed(d.synthesis, SYNTHESES.names())}.")
         adapter = DATASETS.get(d.dataset)
         known = {
             "methods": adapter.fake_methods,
