@@ -223,6 +223,7 @@ def self_blended(frames: FrameSet, *, seed: int, keep: Iterable[str] = (), param
     return FrameSet(images, meta, extras, attrs)
 
 
-self_blended.requires = frozenset({"landmarks"})  # what the real frames must be loaded with
 SELF_BLENDED_EXTRAS = frozenset({"landmarks"})  # the extras its pseudo-fakes can carry
+self_blended.requires = frozenset({"landmarks"})  # what the real frames must be loaded with
+self_blended.supplies = SELF_BLENDED_EXTRAS  # checked against a detector's requires (validate.check_synthesis)
 SYNTHESES.register(SELF_BLENDED, self_blended, description="Self-Blended Images (Shiohara & Yamasaki, CVPR 2022)")

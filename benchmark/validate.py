@@ -98,6 +98,24 @@ def _check_params(fn: object, params: dict, where: str) -> None:
         raise ConfigError(f"{where}: required key(s) {missing} missing; allowed: {sorted(names)}.")
 
 
+def check_synthesis(spec: ProtocolSpec, detector: object) -> None:
+    """A training made by a synthesis (``synthesis:``) can carry the frame data the detector
+    requires: checked before any data work, not after hours of preprocessing."""
+    requires = set(getattr(detector, "requires", ()))
+    for t in spec.trainings:
+        for d in t.data:
+            if d.synthesis is None:
+                continue
+            supplies = set(getattr(SYNTHESES.get(d.synthesis), "supplies", ()))
+            missing = sorted(requires - supplies)
+            if missing:
+                name = getattr(detector, "name", type(detector).__name__)
+                raise ConfigError(
+                    f"Protocol {spec.name!r}: training {t.name!r} is made by synthesis {d.synthesis!r}, which cannot "
+                    f"supply the frame data {missing} detector {name!r} requires; pick a detector without them."
+                )
+
+
 def check_detector(detector: object) -> None:
     """The detector's backbone name(s) and weights file, before a network is built."""
     import timm

@@ -177,6 +177,20 @@ def test_synthesis_entries_are_validated() -> None:
     check_spec(load_protocol("sbi_cross_dataset"))
 
 
+def test_a_detector_needing_more_than_the_synthesis_supplies_is_refused_before_data_work(tmp_path: Path, capsys) -> None:
+    from dfbench.benchmark.cli import main
+    from dfbench.benchmark.validate import check_synthesis
+    from dfbench.detectors.base import create_detector
+
+    spec = load_protocol("sbi_cross_dataset")
+    check_synthesis(spec, create_detector("pim"))  # images and labels only: fine
+    with pytest.raises(ConfigError, match=r"synthesis 'self_blended'.*\['paired_real'\].*'big_arts'"):
+        check_synthesis(spec, create_detector("big_arts"))
+    # the CLI refuses it before looking at any data (the data root does not even exist)
+    rc = main(["run", "--protocol", "sbi_cross_dataset", "--detector", "big_arts", "--data-root", str(tmp_path / "none")])
+    assert rc == 2 and "cannot supply the frame data" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- training
 def test_training_draws_fresh_pseudo_fakes_each_epoch() -> None:
     from dfbench.detectors.base import create_detector
