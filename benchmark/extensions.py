@@ -1,4 +1,5 @@
-"""Modules that register protocol procedures, laundering perturbations and test transforms.
+"""Modules that register protocol procedures, laundering perturbations, test transforms and
+training-data syntheses.
 
 Importing this module imports each of them once (as ``timm.models`` imports its families),
 so a protocol spec can name them. Adding one = adding its module name here.
@@ -13,6 +14,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "dfbench.benchmark.procedures_pbnet",
     "dfbench.benchmark.laundering",
     "dfbench.benchmark.partial",
+    "dfbench.benchmark.synthesis",
 )
 
 for _module in EXTENSION_MODULES:

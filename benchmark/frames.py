@@ -122,6 +122,14 @@ class FrameSet(Dataset):
             self.attrs,
         )
 
+    def redrawn(self, draw: int) -> FrameSet:
+        """The set with its synthesised frames drawn anew for ``draw`` (a training epoch; see
+        ``dfbench.benchmark.synthesis``); a set without synthesised frames is returned as it is."""
+        redraw = getattr(self.images, "redrawn", None)
+        if redraw is None:
+            return self
+        return FrameSet(redraw(draw), self.meta, self.extras, self.attrs)
+
     def in_memory(self) -> FrameSet:
         """The same frames with every array read into RAM (itself when already in memory)."""
         if not self.streamed and not any(is_lazy(v) for v in self.extras.values()):

@@ -55,6 +55,7 @@ DATASET_ADAPTERS: dict[str, str] = {
     "FF++/FS": "ffpp",
     "FF++/NT": "ffpp",
     "FF++/FSH": "ffpp",
+    "FF++-real+SBI": "ffpp",  # FF++ reals + their self-blended pseudo-fakes (synthesis: self_blended)
     "DFD": "ffpp",  # DeepFakeDetection ships inside FaceForensics++
     "CDF": "celebdf",
     "CDFv2": "celebdf",

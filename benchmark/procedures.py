@@ -37,6 +37,8 @@ Perturbation = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 PERTURBATIONS: Registry[Perturbation] = Registry("perturbation")
 TEST_TRANSFORMS: Registry[Callable[..., FrameSet]] = Registry("test transform")
 PROCEDURES: Registry[Callable[[RunContext], None]] = Registry("procedure")
+# fakes made from a data entry's real frames (``synthesis:``), e.g. dfbench.benchmark.synthesis
+SYNTHESES: Registry[Callable[..., FrameSet]] = Registry("synthesis")
 
 # failed videos score 0.5 at video level and are counted (DATASETS.md convention)
 FAILED_VIDEO_SCORE = 0.5
@@ -137,7 +139,16 @@ class RunContext:
         protocol's frames per video for the role."""
         if per_video is None:
             per_video = self.spec.frames_train if role == "train" else self.spec.frames_test
-        frames = self.frame_loader(list(data), split, per_video, tuple(sorted(set(requires))))
+        synthesis = synthesis_of(data)
+        if synthesis is None:
+            frames = self.frame_loader(list(data), split, per_video, tuple(sorted(set(requires))))
+        else:
+            # the one place a data entry's ``synthesis`` happens: its reals are loaded with what
+            # the synthesis needs, then turned into reals + fakes (seeded by the run's seed)
+            make = SYNTHESES.get(synthesis)
+            needed = tuple(sorted(set(requires) | set(getattr(make, "requires", ()))))
+            reals = self.frame_loader(list(data), split, per_video, needed)
+            frames = make(reals, seed=self.seed, keep=tuple(requires))
         self.fingerprints[f"{role}:{split}:" + ",".join(d.describe() for d in data)] = frames_fingerprint(frames)
         return frames
 
@@ -221,6 +232,15 @@ class RunContext:
         }
 
 
+def synthesis_of(data: Sequence[DataSpec]) -> str | None:
+    """The synthesis a set of data entries asks for (None: plain selections). A set mixes no
+    synthesised and plain entries (``parse_protocol`` rejects that in a spec)."""
+    names = {d.synthesis for d in data}
+    if len(names) > 1:
+        raise DfbenchError(f"Data entries {[d.describe() for d in data]} mix synthesised and plain selections.")
+    return names.pop() if names else None
+
+
 def _structured(role: str, data: Sequence[DataSpec]) -> dict[str, str]:
     """``<role>_dataset/_methods/_qualities``: the selection as fields ("+"-joined, "all" when
     the spec leaves it open), so nothing downstream parses ``DataSpec.describe()`` strings."""
@@ -229,7 +249,7 @@ def _structured(role: str, data: Sequence[DataSpec]) -> dict[str, str]:
 
     return {
         f"{role}_dataset": joined(d.dataset for d in data),
-        f"{role}_methods": joined(m for d in data for m in (d.methods or ("all",))),
+        f"{role}_methods": joined(m for d in data for m in d.method_names),
         f"{role}_qualities": joined(q for d in data for q in (d.qualities or ("all",))),
     }
 

@@ -33,12 +33,23 @@ class DataSpec:
     methods: tuple[str, ...] | None = None
     reals: tuple[str, ...] | None = None
     qualities: tuple[str, ...] | None = None
+    # fakes made from the selected reals by a registered synthesis (procedures.SYNTHESES), e.g.
+    # "self_blended"; then the selection holds no fakes of the dataset's own
+    synthesis: str | None = None
 
     def selection(self, split: str) -> Selection:
-        return Selection(self.dataset, split, self.methods, self.reals, self.qualities)
+        methods = () if self.synthesis is not None else self.methods
+        return Selection(self.dataset, split, methods, self.reals, self.qualities)
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The fakes' methods as results rows name them: the synthesis, the listed methods, or "all"."""
+        if self.synthesis is not None:
+            return (self.synthesis,)
+        return ("all",) if self.methods is None else self.methods
 
     def describe(self) -> str:
-        methods = "all" if self.methods is None else "+".join(self.methods)
+        methods = "+".join(self.method_names)
         qualities = "all" if self.qualities is None else "+".join(self.qualities)
         return f"{self.dataset}:{methods}@{qualities}"
 
@@ -409,6 +420,15 @@ class _DataModel(_Closed):
     methods: Names | None = None
     reals: Names | None = None
     qualities: Names | None = None
+    synthesis: str | None = None
+
+    @model_validator(mode="after")
+    def _synthesis_alone(self) -> _DataModel:
+        if self.synthesis is not None and self.methods is not None:
+            raise ValueError(
+                f"a data entry with synthesis {self.synthesis!r} makes its fakes from its reals; leave out methods"
+            )
+        return self
 
 
 class _TrainingModel(_Closed):
@@ -498,8 +518,14 @@ def _names(value: list[str] | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
 
 
-def _data(items: list[_DataModel]) -> tuple[DataSpec, ...]:
-    return tuple(DataSpec(d.dataset, _names(d.methods), _names(d.reals), _names(d.qualities)) for d in items)
+def _data(items: list[_DataModel], where: str) -> tuple[DataSpec, ...]:
+    specs = tuple(DataSpec(d.dataset, _names(d.methods), _names(d.reals), _names(d.qualities), d.synthesis) for d in items)
+    if len({d.synthesis for d in specs}) > 1:
+        raise ConfigError(
+            f"{where}.data: a training's or test's data entries are either all synthesised (one synthesis) "
+            f"or all plain, got {[d.describe() for d in specs]}."
+        )
+    return specs
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -550,7 +576,9 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
     bad = [m for m in model.metrics if m not in METRICS]
     if bad:
         raise ConfigError(f"Protocol file {source}: metrics: unknown metric(s) {bad}; valid: {sorted(METRICS)}.")
-    trainings = tuple(TrainingSpec(t.name, _data(t.data)) for t in model.trainings)
+    trainings = tuple(
+        TrainingSpec(t.name, _data(t.data, f"Protocol file {source}: trainings[{i}]")) for i, t in enumerate(model.trainings)
+    )
     names = [t.name for t in trainings]
     if len(set(names)) != len(names):
         raise ConfigError(f"Protocol file {source}: trainings: training names must be unique, got {names}.")
@@ -566,7 +594,8 @@ def parse_protocol(raw: dict[str, Any], source: str, preset: str = "mini") -> Pr
         transform = (
             TransformSpec(t.transform.name, tuple(sorted((t.transform.params or {}).items()))) if t.transform else None
         )
-        tests.append(TestSpec(t.name, _data(t.data), restrict, pert, transform, t.optional, t.frames))
+        data = _data(t.data, f"Protocol file {source}: tests[{i}]")
+        tests.append(TestSpec(t.name, data, restrict, pert, transform, t.optional, t.frames))
     test_names = [t.name for t in tests]
     if len(set(test_names)) != len(test_names):
         raise ConfigError(f"Protocol file {source}: tests: test names must be unique, got {test_names}.")

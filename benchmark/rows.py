@@ -135,6 +135,10 @@ def _read_into(src: FileRows, first: int, out: np.ndarray) -> None:
 class Rows:
     """A read-only array of rows gathered from sources (see the module docstring)."""
 
+    # False for a subclass whose rows are computed when read (a synthesised set): it cannot be
+    # concatenated or stacked as stored rows, which would silently read its sources instead
+    joinable: bool = True
+
     def __init__(self, sources: Sequence[Source], src: np.ndarray, pos: np.ndarray, row_shape: tuple[int, ...], dtype: Any) -> None:
         self.sources = list(sources)
         self.src = np.asarray(src, dtype=np.int32)  # (N, *lead): index into sources
@@ -254,6 +258,8 @@ def concat_rows(parts: Sequence[Any]) -> Any:
     if not any(isinstance(p, Rows) for p in parts):
         return np.concatenate(parts)
     rows = [as_rows(p) for p in parts]
+    if not all(r.joinable for r in rows):
+        raise ValueError("rows computed on demand (a synthesised frame set) cannot be concatenated")
     first = rows[0]
     for r in rows[1:]:
         if r.row_shape != first.row_shape or r.dtype != first.dtype or r.src.shape[1:] != first.src.shape[1:]:

@@ -59,7 +59,7 @@ def validate_request(request: RunRequest) -> tuple[ProtocolSpec, Any, str]:
     cache and (when it must be generated) embedded-data folders can be written.
     Returns (protocol spec, an unfitted detector, device)."""
     from dfbench.benchmark.results import ensure_writable
-    from dfbench.benchmark.validate import check_detector, check_spec
+    from dfbench.benchmark.validate import check_detector, check_spec, check_synthesis
     from dfbench.datasets.base import DATASETS
 
     spec = load_protocol(request.protocol, request.preset)
@@ -69,6 +69,7 @@ def validate_request(request: RunRequest) -> tuple[ProtocolSpec, Any, str]:
     overrides = {**spec.detector_settings(request.detector), **request.overrides}
     probe = create_detector(request.detector, preset=request.preset, **overrides)
     check_detector(probe)
+    check_synthesis(spec, probe)
     # a paper preset's ImageNet weights (or --weights) must be on disk; nothing written yet
     probe.init_provenance()
     device = resolve_device(request.device)

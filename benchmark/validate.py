@@ -2,7 +2,7 @@
 
 ``load_protocol`` already checks every key of a spec at every level (its schema is closed);
 this module checks what the schema cannot know: that each registry name a spec uses exists
-(procedure, perturbation, test transform and its parameters, dataset, methods, reals,
+(procedure, perturbation, test transform and its parameters, dataset, synthesis, methods, reals,
 qualities), that the procedure accepts the spec's ``options``, and that the detector's
 backbone and weights file exist. Each problem is one ``ConfigError`` sentence naming the
 key and what is allowed there.
@@ -18,7 +18,7 @@ from pathlib import Path
 from dfbench.benchmark import extensions  # noqa: F401  (registers procedures, perturbations, transforms)
 from dfbench.benchmark.errors import ConfigError
 from dfbench.benchmark.preprocess.reencode import offered_qualities
-from dfbench.benchmark.procedures import PERTURBATIONS, PROCEDURES, TEST_TRANSFORMS
+from dfbench.benchmark.procedures import PERTURBATIONS, PROCEDURES, SYNTHESES, TEST_TRANSFORMS
 from dfbench.benchmark.protocol import DataSpec, ProtocolSpec
 from dfbench.datasets.base import DATASETS
 
@@ -39,6 +39,8 @@ def check_data(data: Sequence[DataSpec], where: str) -> None:
         at = f"{where}.data[{i}]"
         if d.dataset not in DATASETS:
             raise ConfigError(f"{at}.dataset: {_allowed(d.dataset, DATASETS.names())}.")
+        if d.synthesis is not None and d.synthesis not in SYNTHESES:
+            raise ConfigError(f"{at}.synthesis: {_allowed(d.synthesis, SYNTHESES.names())}.")
         adapter = DATASETS.get(d.dataset)
         known = {
             "methods": adapter.fake_methods,
@@ -95,6 +97,24 @@ def _check_params(fn: object, params: dict, where: str) -> None:
     missing = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.name not in params]
     if missing:
         raise ConfigError(f"{where}: required key(s) {missing} missing; allowed: {sorted(names)}.")
+
+
+def check_synthesis(spec: ProtocolSpec, detector: object) -> None:
+    """A training made by a synthesis (``synthesis:``) can carry the frame data the detector
+    requires: checked before any data work, not after hours of preprocessing."""
+    requires = set(getattr(detector, "requires", ()))
+    for t in spec.trainings:
+        for d in t.data:
+            if d.synthesis is None:
+                continue
+            supplies = set(getattr(SYNTHESES.get(d.synthesis), "supplies", ()))
+            missing = sorted(requires - supplies)
+            if missing:
+                name = getattr(detector, "name", type(detector).__name__)
+                raise ConfigError(
+                    f"Protocol {spec.name!r}: training {t.name!r} is made by synthesis {d.synthesis!r}, which cannot "
+                    f"supply the frame data {missing} detector {name!r} requires; pick a detector without them."
+                )
 
 
 def check_detector(detector: object) -> None:

@@ -395,6 +395,9 @@ class Detector:
         """Shuffled training batches; the order depends only on (seed, epoch), so a resumed
         fit sees the same batches as an uninterrupted one (with any number of workers)."""
         order_seed = seed * 1000 + epoch
+        # a synthesised training set (protocol ``synthesis:``) draws its fakes anew each epoch
+        # (draw 0 stays the validation/test draw); any other set is returned unchanged
+        train = train.redrawn(epoch + 1)
 
         def make() -> DataLoader:
             sampler = SeededBatches(len(train), self.config.batch_size, order_seed)

@@ -128,7 +128,8 @@ register_detector(
     _GR,
     description="Perturbation Injection Module: shallow-stage statistics perturbed along the gradient, r=0.1, alpha=1 (Eq. 12)",
     paper="pim",
-    paper_methods=("PIM", "PIM (alpha=1, r=0.1)", "DualFlat (a+b=1.0, a:b=1.0:0.0)"),  # Table VIII's alpha=1, beta=0 row
+    # Table VIII's alpha=1, beta=0 row; Table IX is the same grid trained on FF++ reals + SBI (sbi_cross_dataset)
+    paper_methods=("PIM", "PIM (alpha=1, r=0.1)", "DualFlat (a+b=1.0, a:b=1.0:0.0)", "SBI-DualFlat (a+b=1.0, a:b=1.0:0.0)"),
     alpha=1.0,
     beta=0.0,
 )
@@ -137,7 +138,9 @@ register_detector(
     _GR,
     description="Sharpness-aware minimisation: weights perturbed along the gradient, r'=0.05 (Eq. 14 with alpha=0, beta=1)",
     paper="pim",
-    paper_methods=("DualFlat (a+b=1.0, a:b=0.0:1.0)",),  # Table VIII: SAM is alpha=0, beta=1
+    # Table VIII: SAM is alpha=0, beta=1. Table V's "SBI*" (SBI retrained on ConvNeXt-base with the
+    # official code, which trains with SAM) prints the numbers of Table IX's alpha=0, beta=1 row.
+    paper_methods=("DualFlat (a+b=1.0, a:b=0.0:1.0)", "SBI-DualFlat (a+b=1.0, a:b=0.0:1.0)", "SBI*"),
     alpha=0.0,
     beta=1.0,
 )
@@ -146,7 +149,7 @@ register_detector(
     _GR,
     description="DualFlat: PIM + SAM, alpha=beta=0.1 (Eq. 14, Table VIII)",
     paper="pim",
-    paper_methods=("DualFlat (a+b=0.2, a:b=0.5:0.5)",),  # alpha+beta = 0.2, alpha:beta = 1:1
+    paper_methods=("DualFlat (a+b=0.2, a:b=0.5:0.5)", "SBI-DualFlat (a+b=0.2, a:b=0.5:0.5)"),  # alpha+beta = 0.2, alpha:beta = 1:1
     alpha=0.1,
     beta=0.1,
 )
@@ -179,7 +182,7 @@ register_detector("pim_a075", _GR, description="PIM with alpha=0.75, r=0.1 (Tabl
 register_detector("pim_a050", _GR, description="PIM with alpha=0.5, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.50, r=0.1)",), alpha=0.5, beta=0.0)
 register_detector("pim_a025", _GR, description="PIM with alpha=0.25, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0.25, r=0.1)",), alpha=0.25, beta=0.0)
 register_detector("pim_a0", _GR, description="PIM with alpha=0, r=0.1 (Table VII)", paper="pim", paper_methods=("PIM (alpha=0, r=0.1)",), alpha=0.0, beta=0.0)
-# Table VIII's DualFlat grid (Eq. 14): alpha = (a+b)·a/(a:b), beta = (a+b)·b/(a:b). Names give alpha
+# Table VIII's DualFlat grid (Eq. 14; Table IX: the same grid, "SBI-DualFlat", on FF++ reals + SBI): alpha = (a+b)·a/(a:b), beta = (a+b)·b/(a:b). Names give alpha
 # and beta in hundredths; `pim` is the 1.0:0.0 row, `sam` 0.0:1.0, `dualflat` a+b=0.2, 0.5:0.5.
 _DUALFLAT_GRID = (  # (alpha, beta, a+b, a:b) as Table VIII prints them
     (0.8, 0.2, "1.0", "0.8:0.2"), (0.5, 0.5, "1.0", "0.5:0.5"), (0.2, 0.8, "1.0", "0.2:0.8"),
@@ -190,8 +193,8 @@ _DUALFLAT_GRID = (  # (alpha, beta, a+b, a:b) as Table VIII prints them
 for _a, _b, _sum, _ratio in _DUALFLAT_GRID:
     register_detector(
         f"dualflat_a{round(_a * 100):02d}_b{round(_b * 100):02d}", _GR,
-        description=f"DualFlat alpha={_a:g}, beta={_b:g} (Table VIII)", paper="pim",
-        paper_methods=(f"DualFlat (a+b={_sum}, a:b={_ratio})",), alpha=_a, beta=_b,
+        description=f"DualFlat alpha={_a:g}, beta={_b:g} (Tables VIII, IX)", paper="pim",
+        paper_methods=(f"DualFlat (a+b={_sum}, a:b={_ratio})", f"SBI-DualFlat (a+b={_sum}, a:b={_ratio})"), alpha=_a, beta=_b,
     )
 
 # ---- PBNet

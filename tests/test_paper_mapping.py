@@ -146,7 +146,8 @@ def test_every_shipped_protocol_declares_tables_it_lists_and_cites_real_rows(ref
 
 
 def test_detectors_declare_their_paper_names() -> None:
-    assert detector_paper_methods("dualflat") == ("DualFlat (a+b=0.2, a:b=0.5:0.5)",)
+    # Table VIII's row, and Table IX's same row trained on FF++ reals + SBI (sbi_cross_dataset)
+    assert detector_paper_methods("dualflat") == ("DualFlat (a+b=0.2, a:b=0.5:0.5)", "SBI-DualFlat (a+b=0.2, a:b=0.5:0.5)")
     assert claims(detector_paper_methods("pbnet"), "pbnet", "ERM")
     assert not claims(detector_paper_methods("pbnet"), "two_gen_bat", "ERM")  # "pbnet:ERM" is pbnet's only
     assert detector_paper_methods("no_such_detector") == ()
