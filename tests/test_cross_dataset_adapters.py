@@ -10,7 +10,6 @@ import re
 import tarfile
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,21 +20,8 @@ from dfbench.datasets.celebdf import CelebDF, CelebDFv1
 from dfbench.datasets.dfdc import DFDC
 from dfbench.datasets.dfdcp import DFDCPreview
 from dfbench.datasets.wilddeepfake import WildDeepfake, read_sequence, sample_sequence, split_sequence_path
+from dfbench.testing import write_flat_video as write_video
 from dfbench.testing import write_tar_shard as write_shard
-
-
-def write_video(path: Path, frames: int = 3, size: int = 32, value: int = 100) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.full((size, size, 3), (value + 10 * i) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def png_bytes(value: int, size: int = 8) -> bytes:

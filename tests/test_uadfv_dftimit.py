@@ -7,7 +7,6 @@ import io
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,20 +17,7 @@ from dfbench.benchmark.preprocess.video import VideoReadError, check_opens, coun
 from dfbench.datasets.base import DATASETS, INDEX_COLUMNS, Selection, get_dataset
 from dfbench.datasets.dftimit import DFTIMIT
 from dfbench.datasets.uadfv import UADFV
-
-
-def write_video(path: Path, frames: int = 3, size: int = 32, value: int = 100) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.full((size, size, 3), (value + 10 * i) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+from dfbench.testing import write_flat_video as write_video
 
 
 def write_frames(folder: Path, n: int = 3, value: int = 50, shape: tuple[int, int] = (24, 32), names=None) -> None:

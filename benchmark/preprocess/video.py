@@ -89,19 +89,27 @@ def _read_image(path: Path, fmt: str) -> np.ndarray:
         raise VideoReadError(f"frame {path} is not a readable image ({exc})") from exc
 
 
+def _wanted_indices(
+    n: int, count: int | None, indices: Sequence[int] | None, sampler: str, what: str
+) -> np.ndarray:
+    """The frame indices to decode out of ``n``: ``indices`` as given (each must exist), else
+    ``count`` of them drawn by ``sampler``. ``what`` names the video in the error."""
+    if indices is None:
+        if count is None:
+            raise ValueError("read_frames needs count or indices")
+        return sample_indices(n, count, sampler)
+    wanted = np.asarray(indices, dtype=np.int64)
+    if len(wanted) and (wanted.min() < 0 or wanted.max() >= n):
+        raise VideoReadError(f"{what} has {n} frames but frame {int(wanted.max())} was asked for")
+    return wanted
+
+
 def _read_folder(
     folder: Path, count: int | None, indices: Sequence[int] | None, sampler: str, fmt: str
 ) -> DecodedFrames:
     files = frame_files(folder)
     n = len(files)
-    if indices is None:
-        if count is None:
-            raise ValueError("read_frames needs count or indices")
-        wanted = sample_indices(n, count, sampler)
-    else:
-        wanted = np.asarray(indices, dtype=np.int64)
-        if len(wanted) and (wanted.min() < 0 or wanted.max() >= n):
-            raise VideoReadError(f"frame folder {folder} has {n} frames but frame {int(wanted.max())} was asked for")
+    wanted = _wanted_indices(n, count, indices, sampler, f"frame folder {folder}")
     decoded = {i: _read_image(files[i], fmt) for i in sorted(set(wanted.tolist()))}
     shapes = {a.shape for a in decoded.values()}
     if len(shapes) > 1:
@@ -169,16 +177,7 @@ def read_frames(
         n = len(packets)
         if n == 0:
             raise VideoReadError(f"video file {path} holds no frames")
-        if indices is None:
-            if count is None:
-                raise ValueError("read_frames needs count or indices")
-            wanted = sample_indices(n, count, sampler)
-        else:
-            wanted = np.asarray(indices, dtype=np.int64)
-            if len(wanted) and (wanted.min() < 0 or wanted.max() >= n):
-                raise VideoReadError(
-                    f"video file {path} has {n} frames but frame {int(wanted.max())} was asked for"
-                )
+        wanted = _wanted_indices(n, count, indices, sampler, f"video file {path}")
         # position of each wanted index in the output (an index may be asked twice)
         slots: dict[int, list[int]] = {}
         for j, i in enumerate(wanted.tolist()):
