@@ -94,10 +94,16 @@ def protocol_paper_cells(protocol: str) -> tuple[PaperCell, ...]:
 
 
 @cache
-def detector_paper_methods(detector: str) -> tuple[str, ...]:
-    """The paper method names a registered detector declares; none for an unknown name."""
+def detector_paper_methods(detector: str, variant: str | None = None) -> tuple[str, ...]:
+    """The paper method names a registered detector declares; none for an unknown name. With
+    ``variant`` (a result row's), only that variant's where the registration names methods per
+    variant (``variant_methods``)."""
     from dfbench.benchmark.papers import detector_paper_methods as every_detector
+    from dfbench.benchmark.papers import detector_variant_methods
 
+    per_variant = detector_variant_methods().get(detector)
+    if variant is not None and per_variant is not None:
+        return per_variant.get(variant, ())
     return every_detector().get(detector, ())
 
 
@@ -429,9 +435,18 @@ def _paper_entries(
 
 def _merge_identical(entries: list[_PaperEntry]) -> list[tuple[list[str], _PaperEntry]]:
     """Tables that reprint the same row (two_gen_bat I and IV) become one row citing both."""
-    merged: list[tuple[list[str], _PaperEntry]] = []
-    for entry in entries:
-        for tables, kept in merged:
+    return [(tables, entry) for tables, entry, _ in _merge_identical_placed([(e, []) for e in entries])]
+
+
+def _merge_identical_placed(
+    entries: list[tuple[_PaperEntry, list[Any]]],
+) -> list[tuple[list[str], _PaperEntry, list[Any]]]:
+    """``_merge_identical`` for entries that each go to some of our rows (``places``): a row the
+    paper reprints cites every table, and goes to every place any of its copies went to."""
+    merged: list[tuple[list[str], _PaperEntry, list[Any]]] = []
+    for entry, places in entries:
+        label = _table_label(entry.paper, entry.table)
+        for tables, kept, kept_places in merged:
             same_row = (kept.paper, kept.method, kept.backbone, kept.train) == (
                 entry.paper,
                 entry.method,
@@ -439,10 +454,12 @@ def _merge_identical(entries: list[_PaperEntry]) -> list[tuple[list[str], _Paper
                 entry.train,
             )
             if same_row and kept.values == entry.values:
-                tables.append(_table_label(entry.paper, entry.table))
+                if label not in tables:
+                    tables.append(label)
+                kept_places.extend(p for p in places if all(p is not q for q in kept_places))
                 break
         else:
-            merged.append(([_table_label(entry.paper, entry.table)], entry))
+            merged.append(([label], entry, list(places)))
     return merged
 
 
@@ -537,6 +554,9 @@ def _grid(
     for detector in _ordered_unique(frame["detector"]):
         ours = frame[frame["detector"] == detector]
         blocks: list[Block] = []
+        # each row of ours shows the paper rows of the methods its detector *and variant* are
+        # (a frozen detector beside its bleached version: the paper's ERM row and PBNet's row)
+        blocks_of: dict[tuple[str, ...], list[Block]] = {}
         for row_key in _ordered_unique(tuple(r) for r in ours[list(ROW_KEY)].itertuples(index=False, name=None)):
             seeds: set[int] = set()
             rows: list[GridRow] = []
@@ -553,24 +573,24 @@ def _grid(
                 if measured:
                     rows.append(GridRow(str(training), cells))
             blocks.append(Block([*map(str, row_key), ",".join(map(str, sorted(seeds)))], rows))
+            methods = detector_paper_methods(str(detector), _text(row_key[ROW_KEY.index("variant")]))
+            blocks_of.setdefault(methods, []).append(blocks[-1])
         grid.blocks.extend(blocks)
-        entries = _paper_entries(
-            reference,
-            paper_cells,
-            detector_paper_methods(str(detector)),
-            columns,
-            metrics,
-            level,
-            label_training=not multi_training,
-        )
-        for tables, entry in _merge_identical(entries):
+        entries = [
+            (entry, its_blocks)
+            for methods, its_blocks in blocks_of.items()
+            for entry in _paper_entries(
+                reference, paper_cells, methods, columns, metrics, level, label_training=not multi_training
+            )
+        ]
+        for tables, entry, its_blocks in _merge_identical_placed(entries):
             mark = len(grid.legend) + 1
             source = f"{entry.paper} {', '.join(tables)}: {entry.method}"
             source += f", {entry.backbone}" if entry.backbone else ""
             source += f", trained on {entry.train}" if entry.train else ""
             grid.legend.append((mark, source))
             # the paper's number sits in the very cell of ours it reproduces, below ours
-            for block in blocks:
+            for block in its_blocks:
                 for row in block.rows:
                     position = 0
                     for head in heads:

@@ -126,6 +126,20 @@ def detector_paper_methods() -> dict[str, tuple[str, ...]]:
     return {name: tuple(DETECTORS.meta(name).get("paper_methods", ())) for name in DETECTORS.names()}
 
 
+def detector_variant_methods() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Registered detector → {result-row variant → paper method names}, for detectors whose
+    rows of different variants are different paper methods (``variant_methods``)."""
+    import dfbench.detectors  # noqa: F401  (registers every detector)
+    from dfbench.detectors.base import DETECTORS
+
+    out = {}
+    for name in DETECTORS.names():
+        per_variant = DETECTORS.meta(name).get("variant_methods")
+        if per_variant:
+            out[name] = {str(k): tuple(v) for k, v in per_variant.items()}
+    return out
+
+
 def claims(names: tuple[str, ...], paper: str, method: str) -> bool:
     """Whether a detector declaring ``names`` is the paper's ``method``.
 

@@ -27,15 +27,20 @@ def register_detector(
     description: str = "",
     paper: str = "",
     paper_methods: tuple[str, ...] = (),
+    variant_methods: dict[str, tuple[str, ...]] | None = None,
     **config_overrides: Any,
 ) -> None:
     """Register a detector variant: a recipe class (or ``"module:Class"``) plus config overrides.
 
     ``paper_methods``: the method names the papers print for exactly this recipe and setting,
     as the reference CSV spells them; the leaderboard shows those rows beside this detector.
+    ``variant_methods``: where one run writes rows of several variants that are different
+    paper methods (PBNet's frozen detector and the detector with the bleach), which of the
+    names each variant's rows are; a variant not named there is shown beside no paper row.
     """
     DETECTORS.register(
-        name, cls, description=description, paper=paper, paper_methods=tuple(paper_methods), overrides=config_overrides
+        name, cls, description=description, paper=paper, paper_methods=tuple(paper_methods),
+        variant_methods=dict(variant_methods or {}), overrides=config_overrides,
     )
 
 
@@ -202,10 +207,16 @@ _PB = _M + "pbnet:BleachedDetector"
 register_detector("pbnet", _PB, description="PBNet: frozen detector + pixel bleach (m=0.7, τ=0.2, k=50, α=1, γ=2)", paper="pbnet",
                   # pbnet prints the frozen detector (RECG ×) as ERM beside the bleached one (✓);
                   # "pbnet:ERM" claims that name in the pbnet paper only
-                  paper_methods=("PBNet", "pbnet:ERM", "PBNet (m=0.7)"))
-register_detector("pbnet_m0", _PB, offset_m=0.0, description="PBNet, balanced offset m=0 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=0)",))
-register_detector("pbnet_m_neg07", _PB, offset_m=-0.7, description="PBNet, balanced offset m=-0.7 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=-0.7)",))
-register_detector("pbnet_no_lrem", _PB, use_rem=False, description="PBNet without L_rem (Table VII)", paper="pbnet", paper_methods=("PBNet w/o L_rem",))
+                  paper_methods=("PBNet", "pbnet:ERM", "PBNet (m=0.7)"),
+                  # rows "detector" are the frozen detector (RECG ×), "detector+bleach" PBNet (✓);
+                  # "detector+bleach/c23" (bleach trained at c23: Table X) has no stated setting
+                  variant_methods={"detector": ("pbnet:ERM",), "detector+bleach": ("PBNet", "PBNet (m=0.7)")})
+register_detector("pbnet_m0", _PB, offset_m=0.0, description="PBNet, balanced offset m=0 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=0)",),
+                  variant_methods={"detector+bleach": ("PBNet (m=0)",)})
+register_detector("pbnet_m_neg07", _PB, offset_m=-0.7, description="PBNet, balanced offset m=-0.7 (Table VIII)", paper="pbnet", paper_methods=("PBNet (m=-0.7)",),
+                  variant_methods={"detector+bleach": ("PBNet (m=-0.7)",)})
+register_detector("pbnet_no_lrem", _PB, use_rem=False, description="PBNet without L_rem (Table VII)", paper="pbnet", paper_methods=("PBNet w/o L_rem",),
+                  variant_methods={"detector+bleach": ("PBNet w/o L_rem",)})
 
 # ---- QAD
 _QAD = _M + "qad:QADDetector"

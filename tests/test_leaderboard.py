@@ -591,3 +591,27 @@ def test_headless_chromium_screenshot_is_written(tmp_path: Path) -> None:
     assert (width, height) == (1280, 900)
     assert len(data) > 30_000  # text and coloured cells; the no-results page shoots to 13 kB
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_pbnet_rows_show_only_their_own_variants_paper_rows(tmp_path: Path) -> None:
+    # compression_remedy writes the frozen detector ("detector") and the bleached one
+    # ("detector+bleach") from one pbnet run: pbnet Table III prints ERM (Xception) DF c23 -> c40
+    # AUC 93.94 for the first and PBNet 94.28 for the second; each sits beside its own row only
+    def pb(variant: str, auc: float) -> dict[str, object]:
+        return row(protocol="compression_remedy", protocol_version="2", detector="pbnet", variant=variant, seed=0, training="DF/c23",
+                   test="DF/c40", metric="auc", level="frame", value=auc, train_data="ffpp:Deepfakes@c23",
+                   test_data="ffpp:Deepfakes@c40")
+
+    rows = [pb("detector", 0.90), pb("detector+bleach", 0.92), pb("detector+bleach/c23", 0.91)]
+    md = build_leaderboard(pd.DataFrame(rows), tmp_path)["md"].read_text()
+    title = "compression_remedy (v2) — frame-level"
+    lines = _table_lines(md, title)
+    headers = _cells(lines[0])
+    legend = _legend(md, title)
+    erm = next(k for k, v in legend.items() if v.startswith("pbnet Table III: ERM, Xception"))
+    pbnet = next(k for k, v in legend.items() if v.startswith("pbnet Table III: PBNet, Xception"))
+    cell = {_cells(line)[1]: _cells(line)[headers.index("DF/c40 AUC")] for line in lines[2:]}
+    assert f"paper[{erm}] 93.94" in cell["detector"] and f"paper[{pbnet}]" not in cell["detector"]
+    assert f"paper[{pbnet}] 94.28" in cell["detector+bleach"] and f"paper[{erm}]" not in cell["detector+bleach"]
+    # the bleach trained at c23 (Table X) has no stated setting: no paper number beside it
+    assert "paper[" not in cell["detector+bleach/c23"]
