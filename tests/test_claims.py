@@ -68,3 +68,23 @@ def test_verdicts_errors_and_contrast() -> None:
     assert out["mean"] == pytest.approx((0.2 + 0.2 + 0.25) / 3) and out["verdict"] == "holds"
     # nothing run: no verdict
     assert claims.evaluate(pd.DataFrame(rows), claims.CLAIMS[0])["verdict"].startswith("not run")
+
+
+def test_every_claim_names_a_shipped_protocol_detector_and_its_cells() -> None:
+    """A typo in a claim's cells would make it silently "not run": each name must exist."""
+    from dfbench.benchmark.protocol import load_protocol
+    from dfbench.detectors.catalog import list_detectors
+
+    detectors = set(list_detectors())
+    for claim in claims.CLAIMS:
+        for protocol, cells in ((claim.protocol, claim.cells), (claim.contrast_protocol, claim.contrast_cells)):
+            if protocol is None:
+                continue
+            spec = load_protocol(protocol)
+            trainings = {t.name for t in spec.trainings}
+            tests = {t.name for t in spec.tests}
+            for training, test in cells:
+                assert training in trainings, (claim.name, training)
+                assert test in tests, (claim.name, test)
+        for who in (claim.detector, claim.baseline):
+            assert who.split(" [")[0] in detectors, (claim.name, who)

@@ -5,9 +5,9 @@ datasets (``dfbench.datasets.celebdf``, ``.dfdcp``, ``.wilddeepfake``) read them
 differs from the FF++-like training set the way the real datasets differ from FF++:
 
 - ``celebdf/`` (Celeb-DF v2 layout): a *better* identity swap than FF++-like Deepfakes:
-  the target's skin colour kept and the face's mean colour matched per frame, a wide
-  feathered blend, a milder up-sampling trace (decoder at 1/1.4 resolution) and sensor-like
-  noise on the swapped face. Real clips are new identities filmed twice.
+  more of the target's skin colour kept, half the face's mean colour difference matched per
+  frame, a wider feathered blend, a milder up-sampling trace (decoder at 1/2.5 resolution)
+  and some sensor-like noise on the swapped face. Real clips are new identities filmed twice.
 - ``dfdcp/`` (DFDC preview layout): other capture conditions: 16:9 landscape frames
   twice as wide as the Celeb-DF-like ones, faces a smaller part of the frame, dim light, a colour cast and more sensor
   noise, plain indoor backgrounds; two manipulation pipelines: ``method_A`` a mid-quality
@@ -61,7 +61,9 @@ from dfbench.datasets.synth.faces import (
 from dfbench.datasets.synth.ffpp import MARKER, read_marker, removed_on_failure
 from dfbench.datasets.synth.manipulations import PairVideos, faceswap
 
-CROSS_GENERATOR_VERSION = 1  # bump when the content changes, so embedded sets are regenerated
+# bump when the content changes, so embedded sets are regenerated; v2: the Celeb-DF-like swap
+# (CDF_SWAP); the DFDCP- and WildDeepfake-like sets are byte for byte as in v1
+CROSS_GENERATOR_VERSION = 2
 CROSS_STREAM = 7001  # second element of every random-stream key: disjoint from the FF++-like set's
 # on-demand stand-ins (not among WRITERS): uadfv, dftimit, ffiw10k (synth/uadfv.py, dftimit.py, ffiw.py)
 DATASET_CODES = {"celebdf": 1, "dfdcp": 2, "wdf": 3, "uadfv": 4, "dftimit": 5, "ffiw10k": 10}
@@ -216,12 +218,19 @@ class SwapStyle:
     colour_match: float  # fraction of the mean colour difference inside the face removed
 
 
-CDF_SWAP = SwapStyle(skin_mix=0.15, downscale=1.4, blend_sigma=0.16, noise_gain=0.9, colour_match=1.0)
+# Celeb-DF-like swap since cross generator v2: still better than FF++-like Deepfakes on every
+# knob (skin 0.35 vs 0.5, decoder 1/2.5 vs 1/3, blend 0.1 vs 0.06 × face width, some noise vs
+# none), but it leaves a colour and resolution residue that survives JPEG. v1's swap (now
+# WDF_HQ_SWAP) matched the colour fully and kept 0.9 × the sensor noise: with 70 training videos
+# BiG-Arts (JPEG QF 75-100 on every training image) stayed at chance on it in the mini schedule
+# (docs/synthetic_cross_dataset.md, "Generator v2" has the measurements).
+CDF_SWAP = SwapStyle(skin_mix=0.35, downscale=2.5, blend_sigma=0.1, noise_gain=0.3, colour_match=0.5)
+WDF_HQ_SWAP = SwapStyle(skin_mix=0.15, downscale=1.4, blend_sigma=0.16, noise_gain=0.9, colour_match=1.0)
 DFDCP_SWAP = SwapStyle(skin_mix=0.4, downscale=2.2, blend_sigma=0.1, noise_gain=0.5, colour_match=0.5)
 WDF_SWAPS = (
     SwapStyle(skin_mix=0.5, downscale=3.0, blend_sigma=0.06, noise_gain=0.0, colour_match=0.0),
     SwapStyle(skin_mix=0.3, downscale=2.0, blend_sigma=0.1, noise_gain=0.6, colour_match=0.6),
-    CDF_SWAP,
+    WDF_HQ_SWAP,  # the high-quality pipeline (v1's Celeb-DF-like swap: the WDF-like set is unchanged)
 )
 
 
@@ -627,6 +636,7 @@ __all__ = [
     "CROSS_SCALES",
     "CrossScale",
     "DFDCP_SWAP",
+    "WDF_HQ_SWAP",
     "cross_dataset_complete",
     "dfdcp_frame_shape",
     "generate_cross_dataset_sets",
