@@ -205,7 +205,7 @@ def test_an_undecodable_source_is_a_one_line_failure(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    with pytest.raises(VideoReadError, match="cannot be opened for re-encoding"):
+    with pytest.raises(VideoReadError, match="bad.mp4 cannot be opened"):
         read_reencoded(bad, "c40", count=4)
 
 

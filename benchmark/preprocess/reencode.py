@@ -33,7 +33,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from dfbench.benchmark.preprocess.video import DecodedFrames, VideoReadError, read_frames
+from dfbench.benchmark.preprocess.video import DecodedFrames, VideoReadError, open_video, read_frames
 from dfbench.datasets.base import REENCODED as REENCODE_COLUMN  # the quality a row's file is re-encoded to
 
 # bump when the re-encoding changes (encoder settings, padding): crop keys change with it
@@ -105,17 +105,10 @@ def reencode_video(source: str | Path, target: Path, quality: str) -> tuple[int,
     """
     from dfbench.datasets.synth.encode import VideoWriter
 
-    try:
-        container = av.open(str(source), mode="r")
-    except FileNotFoundError as exc:
-        raise VideoReadError(f"video file {source} does not exist") from exc
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoReadError(f"video file {source} cannot be opened for re-encoding ({exc})") from exc
+    container = open_video(Path(source))
     count = width = height = 0
     writer = None
     try:
-        if not container.streams.video:
-            raise VideoReadError(f"file {source} holds no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = _source_rate(stream)

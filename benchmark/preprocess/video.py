@@ -121,7 +121,9 @@ def _read_folder(
     return DecodedFrames(frames=frames, indices=wanted, n_frames=n, width=int(width), height=int(height))
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
+    """An opened container with a video stream, or ``VideoReadError`` in one sentence (every
+    reader here, re-encoding included, opens a video through this)."""
     try:
         container = av.open(str(path), mode="r")
     except FileNotFoundError as exc:
@@ -141,7 +143,7 @@ def check_opens(path: str | Path) -> None:
     if path.is_dir():
         _read_image(frame_files(path)[0], "rgb24")
         return
-    _open(path).close()
+    open_video(path).close()
 
 
 def read_frames(
@@ -163,7 +165,7 @@ def read_frames(
     path = Path(path)
     if path.is_dir():
         return _read_folder(path, count, indices, sampler, fmt)
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         # frame threading: several frames decode at once; the output order is unchanged
@@ -226,7 +228,7 @@ def count_frames(path: str | Path) -> int:
     its frame files."""
     if Path(path).is_dir():
         return len(frame_files(Path(path)))
-    container = _open(Path(path))
+    container = open_video(Path(path))
     try:
         stream = container.streams.video[0]
         return sum(1 for p in container.demux(stream) if p.size > 0)
