@@ -198,7 +198,11 @@ def _matches(cell: Mapping[str, Any], compiled: Mapping[str, set[Any]]) -> bool:
 
 def _describe_filter(only: CellFilter | None) -> str:
     """"protocol=cross_quality seed=0,1" for error messages; "" for no filter."""
-    return describe_cell({k: ",".join(map(str, v)) for k, v in (only or {}).items()})
+    # joined here, not through describe_cell: "0,1,2" is no seed (_norm_key_value would reject it)
+    only = only or {}
+    return " ".join(
+        f"{name}={','.join(str(_norm_key_value(name, v)) for v in only[name])}" for name in CELL_KEYS if name in only
+    )
 
 
 def check_against_reference(

@@ -41,6 +41,9 @@ CROSS_METHOD: Cells = tuple(("NT/c23", f"{m}/c23") for m in ("DF", "F2F", "FS"))
 # no stand-in), so each claim below is the paper's over the columns that can be measured here
 FROM_CDF: Cells = tuple(("CDF", t) for t in ("FF++/DF/c23", "DFDCP", "UADFV", "DT-LQ", "DT-HQ"))
 FROM_FFPP_DF: Cells = tuple(("FF++/DF/c23", t) for t in ("DFDCP", "CDF", "UADFV", "DT-LQ", "DT-HQ"))
+QAD_SETS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "CDFv2", "FFIW10K")
+QAD_MIXED: Cells = tuple((m, f"{m}/mixed") for m in QAD_SETS)
+QAD_JPEG: Cells = tuple((m, f"{m}/{'orig' if m in ('CDFv2', 'FFIW10K') else 'raw'}+random_jpeg") for m in QAD_SETS)
 FROM_SBI: Cells = tuple(("FF++-real+SBI", t) for t in ("CDF", "DFDCP", "WDF"))
 
 
@@ -115,6 +118,10 @@ CLAIMS: tuple[Claim, ...] = (
           "ffpp_deepfakes", "big_arts", "erm", FROM_FFPP_DF),
     Claim("pim_sbi_vs_sbi", "pim Tables V, IX", "on SBI data, PIM (α = 1, β = 0) beats SBI* (SAM, α = 0, β = 1) across datasets (mean of CDF, DFDCP, WDF)",
           "sbi_cross_dataset", "pim", "sam", FROM_SBI),
+    Claim("qad_quality_agnostic", "qad Table 1", "trained on all qualities at once, QAD beats the mixed-quality ERM baseline on the mixed test (mean of the seven sets: FF++ four methods, FaceShifter, CDFv2, FFIW10K)",
+          "quality_agnostic", "qad", "erm", QAD_MIXED),
+    Claim("qad_random_jpeg", "qad Table 2", "trained on all qualities at once, QAD beats the mixed-quality ERM baseline under random JPEG (mean of the seven sets)",
+          "quality_agnostic", "qad", "erm", QAD_JPEG),
     Claim("two_gen_bat_ffpp_generalization", "two_gen_bat Table VI", "trained on all FF++ methods and qualities, Two-Gen-BAT beats ERM on Celeb-DF (frame AUC, the table's level)",
           "ffpp_generalization", "two_gen_bat", "erm", (("FF++/all", "CDF"),), level="frame"),
 )

@@ -124,6 +124,11 @@ def test_only_checks_the_selected_cells(reference: Path) -> None:
     assert len(check_against_reference(other, reference).missing) == 3
     with pytest.raises(ReferenceFileError, match="no cells for protocol=laundering"):
         check_against_reference(other, reference, only={"protocol": ["laundering"]})
+    # several seeds at once (``dfbench check --seeds 3``): both cells, and a message naming them all
+    both = check_against_reference(other, reference, only={"protocol": ["cross_manipulation"], "seed": [0, 1]})
+    assert both.passed and both.checked == 2
+    with pytest.raises(ReferenceFileError, match="no cells for protocol=laundering seed=0,1,2"):
+        check_against_reference(other, reference, only={"seed": [0, 1, 2], "protocol": ["laundering"]})
 
 
 def test_write_replaces_only_the_selected_cells_and_keeps_the_tolerance(reference: Path) -> None:
