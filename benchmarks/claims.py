@@ -44,6 +44,7 @@ FROM_FFPP_DF: Cells = tuple(("FF++/DF/c23", t) for t in ("DFDCP", "CDF", "UADFV"
 QAD_SETS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "CDFv2", "FFIW10K")
 QAD_MIXED: Cells = tuple((m, f"{m}/mixed") for m in QAD_SETS)
 QAD_JPEG: Cells = tuple((m, f"{m}/{'orig' if m in ('CDFv2', 'FFIW10K') else 'raw'}+random_jpeg") for m in QAD_SETS)
+PARTIAL: Cells = tuple(("CDF", f"CDF/{r}") for r in ("eye", "nose", "mouth", "lower", "upper", "left", "right"))
 FROM_SBI: Cells = tuple(("FF++-real+SBI", t) for t in ("CDF", "DFDCP", "WDF"))
 
 
@@ -114,6 +115,8 @@ CLAIMS: tuple[Claim, ...] = (
           "celebdf_generalization", "big_arts", "erm", (("CDF", "CDF"),)),
     Claim("big_arts_cdf_wdf", "big_arts Table 3", "trained on Celeb-DF, BiG-Arts beats ERM on WildDeepfake",
           "celebdf_generalization", "big_arts", "erm", (("CDF", "WDF"),)),
+    Claim("big_arts_partial", "big_arts Table 7", "trained on Celeb-DF, BiG-Arts beats ERM on partially manipulated faces (mean of the seven regions)",
+          "partial_manipulation", "big_arts", "erm", PARTIAL),
     Claim("big_arts_from_ffpp_df", "big_arts Table 4", "trained on FF++ Deepfakes c23, BiG-Arts beats ERM across datasets (mean of DFDCP, CDF, UADFV, DF-TIMIT LQ / HQ)",
           "ffpp_deepfakes", "big_arts", "erm", FROM_FFPP_DF),
     Claim("pim_sbi_vs_sbi", "pim Tables V, IX", "on SBI data, PIM (α = 1, β = 0) beats SBI* (SAM, α = 0, β = 1) across datasets (mean of CDF, DFDCP, WDF)",
