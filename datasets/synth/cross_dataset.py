@@ -259,6 +259,33 @@ def swap(p: PairVideos, style: SwapStyle, cast: tuple[float, float, float] = (1.
     return np.stack(fakes)
 
 
+def swap_onto(
+    target: Identity,
+    motion: Motion,
+    frames: np.ndarray,
+    noise: np.ndarray,
+    source: Identity,
+    style: SwapStyle,
+    rng: np.random.Generator,
+    cast: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> np.ndarray:
+    """``swap`` of ``source``'s face onto a rendered target video (``frames`` and ``noise`` as
+    ``render_capture`` returns them); a swap draws the source's identity only, so no source
+    video is rendered for it."""
+    pair = PairVideos(
+        size=frames.shape[1],
+        target=target,
+        target_motion=motion,
+        target_frames=frames,
+        target_noise=noise,
+        source=source,
+        source_motion=motion,
+        source_frames=frames,
+        rng=rng,
+    )
+    return swap(pair, style, cast)
+
+
 # ----------------------------------------------------------------------------- writing helpers
 def _write_shard(path: Path, members: Sequence[tuple[str, bytes]]) -> None:
     """A ``.tar.gz`` whose bytes depend only on the members (fixed times, owners, modes)."""
@@ -340,21 +367,8 @@ def _write_celebdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict
             real, noise = render_capture(cap, sc.size, seed, ds)
             write_video(out / "Celeb-real" / f"id{i}_{c:04d}.mp4", to_uint8(real), VIDEO_QUALITY)
             s = sources[(i, c)]
-            # swap() draws the source's identity only: its frames are not needed (``real`` fills the slot)
-            pair = PairVideos(
-                size=sc.size,
-                target=cap.identity,
-                target_motion=cap.motion,
-                target_frames=real,
-                target_noise=noise,
-                source=celebs[s].identity,
-                source_motion=clips[(s, c)].motion,
-                source_frames=real,
-                rng=_rng(seed, ds, 5, i, c),
-            )
-            write_video(
-                out / "Celeb-synthesis" / f"id{i}_id{s}_{c:04d}.mp4", swap(pair, CDF_SWAP), VIDEO_QUALITY
-            )
+            fake = swap_onto(cap.identity, cap.motion, real, noise, celebs[s].identity, CDF_SWAP, _rng(seed, ds, 5, i, c))
+            write_video(out / "Celeb-synthesis" / f"id{i}_id{s}_{c:04d}.mp4", fake, VIDEO_QUALITY)
             tick()
         for j, cap in enumerate(youtube):
             write_video(
@@ -502,19 +516,8 @@ def _write_wdf(out: Path, sc: CrossScale, seed: int, progress: bool) -> dict[str
                     cap = Capture(target, motion, (3, k, q))
                     frames, noise = render_capture(cap, sc.size, seed, ds)
                     if cls == "fake":
-                        s_motion = random_motion(_rng(seed, ds, 2, 100_000 + k, q), length)
-                        pair = PairVideos(
-                            size=sc.size,
-                            target=target,
-                            target_motion=motion,
-                            target_frames=frames,
-                            target_noise=noise,
-                            source=source,
-                            source_motion=s_motion,
-                            source_frames=frames,
-                            rng=_rng(seed, ds, 5, k, q),
-                        )
-                        frames_u8 = swap(pair, WDF_SWAPS[int(rng.integers(0, len(WDF_SWAPS)))])
+                        style = WDF_SWAPS[int(rng.integers(0, len(WDF_SWAPS)))]
+                        frames_u8 = swap_onto(target, motion, frames, noise, source, style, _rng(seed, ds, 5, k, q))
                     else:
                         frames_u8 = to_uint8(frames)
                     margin, side, ops = (
@@ -643,4 +646,5 @@ __all__ = [
     "get_cross_scale",
     "launder",
     "swap",
+    "swap_onto",
 ]

@@ -41,11 +41,10 @@ from dfbench.datasets.synth.cross_dataset import (
     _rng,
     _screen,
     render_capture,
-    swap,
+    swap_onto,
 )
 from dfbench.datasets.synth.encode import write_video
 from dfbench.datasets.synth.faces import random_identity, random_motion, to_uint8
-from dfbench.datasets.synth.manipulations import PairVideos
 from dfbench.datasets.synth.standins import StandIn
 
 DFTIMIT_VERSION = 1  # bump when the content changes
@@ -107,18 +106,9 @@ def write_dftimit_like(out: Path, scale: str, seed: int, progress: bool) -> dict
                 square, noise = render_capture(cap, WIDTH, seed, DS)
                 square[:, ROWS] = _jpeg_frames(to_uint8(square[:, ROWS]), video / sentence)
                 for folder, quality in QUALITY_DIRS.items():
-                    pair = PairVideos(
-                        size=WIDTH,
-                        target=cap.identity,
-                        target_motion=cap.motion,
-                        target_frames=square,
-                        target_noise=noise,
-                        source=kept[partner].identity,
-                        source_motion=kept[partner].motion,
-                        source_frames=square,  # swap() draws the source's identity only
-                        rng=_rng(seed, DS, 5, k, j, 0 if quality == "LQ" else 1),
-                    )
-                    fake = swap(pair, DFTIMIT_SWAPS[quality])[:, ROWS]
+                    rng = _rng(seed, DS, 5, k, j, 0 if quality == "LQ" else 1)
+                    style = DFTIMIT_SWAPS[quality]
+                    fake = swap_onto(cap.identity, cap.motion, square, noise, kept[partner].identity, style, rng)[:, ROWS]
                     path = out / "DeepfakeTIMIT" / folder / names[i] / f"{sentence}-video-{names[partner]}.avi"
                     write_video(path, fake, VIDEO_QUALITY)
                 tick()

@@ -42,11 +42,10 @@ from dfbench.datasets.synth.cross_dataset import (
     _rng,
     _screen,
     render_capture,
-    swap,
+    swap_onto,
 )
 from dfbench.datasets.synth.encode import write_video
 from dfbench.datasets.synth.faces import random_identity, random_motion, to_uint8
-from dfbench.datasets.synth.manipulations import PairVideos
 from dfbench.datasets.synth.standins import StandIn
 
 FFIW_GENERATOR_VERSION = 1  # bump when the content changes, so the stand-in is regenerated
@@ -113,18 +112,9 @@ def write_ffiw_like(out: Path, scale: str, seed: int, progress: bool) -> dict[st
                 real, noise = frames_of[k]
                 write_video(out / "source" / split / name, to_uint8(real[:, rows]), VIDEO_QUALITY)
                 s = (k + 1 + int(_rng(seed, DATASET, 4, k).integers(0, len(caps) - 1))) % len(caps)
-                pair = PairVideos(
-                    size=width,
-                    target=caps[k].identity,
-                    target_motion=caps[k].motion,
-                    target_frames=real,
-                    target_noise=noise,
-                    source=caps[s].identity,
-                    source_motion=caps[s].motion,
-                    source_frames=frames_of[s][0],
-                    rng=_rng(seed, DATASET, 5, k),
-                )
-                write_video(out / "target" / split / name, swap(pair, FFIW_SWAP)[:, rows], VIDEO_QUALITY)
+                source = caps[s].identity
+                fake = swap_onto(caps[k].identity, caps[k].motion, real, noise, source, FFIW_SWAP, _rng(seed, DATASET, 5, k))
+                write_video(out / "target" / split / name, fake[:, rows], VIDEO_QUALITY)
                 k += 1
                 tick()
             counts[f"source/{split}"] = counts[f"target/{split}"] = n

@@ -29,11 +29,10 @@ from dfbench.datasets.synth.cross_dataset import (
     _rng,
     _screen,
     render_capture,
-    swap,
+    swap_onto,
 )
 from dfbench.datasets.synth.encode import write_video
 from dfbench.datasets.synth.faces import random_identity, random_motion, to_uint8
-from dfbench.datasets.synth.manipulations import PairVideos
 from dfbench.datasets.synth.standins import StandIn
 
 UADFV_VERSION = 1  # bump when the content changes
@@ -56,18 +55,8 @@ def write_uadfv_like(out: Path, scale: str, seed: int, progress: bool) -> dict[s
             real, noise = render_capture(cap, SIZE, seed, DS)
             write_video(out / "real" / f"{k:04d}.mp4", to_uint8(real), VIDEO_QUALITY)
             s = (k + 1 + int(_rng(seed, DS, 4, k).integers(0, n - 1))) % n
-            pair = PairVideos(
-                size=SIZE,
-                target=cap.identity,
-                target_motion=cap.motion,
-                target_frames=real,
-                target_noise=noise,
-                source=caps[s].identity,
-                source_motion=caps[s].motion,
-                source_frames=real,  # swap() draws the source's identity only
-                rng=_rng(seed, DS, 5, k),
-            )
-            write_video(out / "fake" / f"{k:04d}_fake.mp4", swap(pair, UADFV_SWAP), VIDEO_QUALITY)
+            fake = swap_onto(cap.identity, cap.motion, real, noise, caps[s].identity, UADFV_SWAP, _rng(seed, DS, 5, k))
+            write_video(out / "fake" / f"{k:04d}_fake.mp4", fake, VIDEO_QUALITY)
             tick()
     return {"real": n, "fake": n}
 
