@@ -66,20 +66,11 @@ def tiny_frameset(n_videos: int = 8, frames_per_video: int = 2, size: int = 32, 
 
 
 def write_flat_video(path: Path, frames: int = 3, size: int = 32, value: int = 100) -> None:
-    """A tiny H.264 video of flat frames (grey ``value``, +10 per frame) for tests of readers."""
-    import av
+    """A tiny H.264 (c23) video of flat frames (grey ``value``, +10 per frame) for tests of readers."""
+    from dfbench.datasets.synth.encode import write_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            img = np.full((size, size, 3), (value + 10 * i) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    levels = (value + 10 * np.arange(frames)) % 256
+    write_video(path, np.broadcast_to(levels[:, None, None, None], (frames, size, size, 3)).astype(np.uint8), "c23")
 
 
 def write_tar_shard(path: Path, members: dict[str, bytes], extra: Sequence[tarfile.TarInfo] = ()) -> None:
