@@ -144,7 +144,7 @@ def load_reference_cells(path: Path) -> tuple[float, list[dict[str, Any]]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ReferenceFileError(
-            f"Reference file {path} does not exist; create it with `dfbench check --write-reference`."
+            f"Reference file {path} does not exist; create it with `dfbench check --write --reference PATH`."
         ) from exc
     except (OSError, ValueError) as exc:
         raise ReferenceFileError(

@@ -11,6 +11,11 @@ measured precisely enough", never "refuted".
 
     python benchmarks/claims.py --results results/runs            # markdown table
     python benchmarks/claims.py --results DIR --claim two_gen_bat_raw_c40
+    python benchmarks/claims.py --reference results/reference/mini.json  # the shipped per-seed AUCs
+
+A reference file (``dfbench check --write``) holds per-seed AUCs, so every AUC claim can be read
+from it without a run (not the frame-error claim: it keeps no fp/fn). With ``--results`` too,
+a results row wins over the reference cell of the same key.
 
 The claims are the ones issue 17 names (compression and cross-quality) and the cross-dataset
 ones of the protocols issue 13 added; each says which paper table it comes from. A
@@ -31,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from dfbench.benchmark.check import load_reference_cells
 from dfbench.benchmark.results import ResultsStore
 from dfbench.benchmark.settings import get_settings
 
@@ -46,6 +52,10 @@ FROM_FFPP_DF: Cells = tuple(("FF++/DF/c23", t) for t in ("DFDCP", "CDF", "UADFV"
 QAD_SETS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "CDFv2", "FFIW10K")
 QAD_MIXED: Cells = tuple((m, f"{m}/mixed") for m in QAD_SETS)
 QAD_JPEG: Cells = tuple((m, f"{m}/{'orig' if m in ('CDFv2', 'FFIW10K') else 'raw'}+random_jpeg") for m in QAD_SETS)
+QAD_QUALITIES = tuple((m, ("orig" if m in ("CDFv2", "FFIW10K") else "raw", "c23", "c40")) for m in QAD_SETS)
+# Table 3: one blind model per set, scored on each quality, against one model per set and quality
+QAD_BLIND: Cells = tuple((m, f"{m}/{q}") for m, qs in QAD_QUALITIES for q in qs)
+QAD_AWARE: Cells = tuple((f"{m}@{q}", f"{m}/{q}") for m, qs in QAD_QUALITIES for q in qs)
 PARTIAL: Cells = tuple(("CDF", f"CDF/{r}") for r in ("eye", "nose", "mouth", "lower", "upper", "left", "right"))
 FROM_SBI: Cells = tuple(("FF++-real+SBI", t) for t in ("CDF", "DFDCP", "WDF"))
 
@@ -62,10 +72,15 @@ class Claim:
     metric: str = "auc"
     level: str = "video"
     errors: bool = False  # compare fp + fn (frame counts) instead of the metric's value
+    perturbation: str = ""  # the cells' test perturbation op ("" = clean); one op per claim
     sign: int = 1  # +1: the claim is detector > baseline; -1: detector < baseline
     # contrast: the gain on `cells` minus the gain on these cells of `contrast_protocol`
     contrast_protocol: str | None = None
     contrast_cells: Cells = field(default_factory=tuple)
+    # the baseline measured elsewhere (QAD Table 3: one blind model against three
+    # quality-aware ones): its mean over these cells of `baseline_protocol`, same count
+    baseline_protocol: str | None = None
+    baseline_cells: Cells = field(default_factory=tuple)
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -126,7 +141,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("qad_quality_agnostic", "qad Table 1", "trained on all qualities at once, QAD beats the mixed-quality ERM baseline on the mixed test (mean of the seven sets: FF++ four methods, FaceShifter, CDFv2, FFIW10K)",
           "quality_agnostic", "qad", "erm", QAD_MIXED),
     Claim("qad_random_jpeg", "qad Table 2", "trained on all qualities at once, QAD beats the mixed-quality ERM baseline under random JPEG (mean of the seven sets)",
-          "quality_agnostic", "qad", "erm", QAD_JPEG),
+          "quality_agnostic", "qad", "erm", QAD_JPEG, perturbation="random_jpeg"),
+    Claim("qad_quality_aware", "qad Table 3", "one blind QAD model is on par with or better than quality-aware ERM [x3] (a model per quality, each scored on its own; mean of the 21 per-quality AUCs)",
+          "quality_agnostic", "qad", "erm", QAD_BLIND, baseline_protocol="quality_aware", baseline_cells=QAD_AWARE),
     Claim("two_gen_bat_ffpp_generalization", "two_gen_bat Table VI", "trained on all FF++ methods and qualities, Two-Gen-BAT beats ERM on Celeb-DF (frame AUC, the table's level)",
           "ffpp_generalization", "two_gen_bat", "erm", (("FF++/all", "CDF"),), level="frame"),
 )
@@ -136,22 +153,32 @@ def _who(rows: pd.DataFrame) -> pd.Series:
     return rows["detector"] + rows["variant"].fillna("").map(lambda v: f" [{v}]" if v else "")
 
 
-def per_seed_gain(rows: pd.DataFrame, protocol: str, claim: Claim, cells: Cells) -> pd.Series:
-    """Per seed: mean over ``cells`` of (detector − baseline); only seeds and cells both have."""
+def per_seed_mean(rows: pd.DataFrame, protocol: str, who: str, claim: Claim, cells: Cells) -> pd.Series:
+    """Per seed: the mean over ``cells`` of ``who``'s quantity; a seed counts only with every cell."""
     sel = rows[(rows["protocol"] == protocol) & (rows["metric"] == claim.metric) & (rows["level"] == claim.level)]
-    sel = sel[sel["perturbation"].fillna("").eq("")]
+    sel = sel[sel["perturbation"].fillna("").eq(claim.perturbation)]
     if sel.empty:
         return pd.Series(dtype=float)
-    sel = sel.assign(who=_who(sel), quantity=(sel["fp"] + sel["fn"]) if claim.errors else sel["value"])
+    sel = sel[_who(sel) == who]
     wanted = {(str(t), str(c)) for t, c in cells}
-    sel = sel[[(str(t), str(c)) in wanted for t, c in zip(sel["training"], sel["test"])]]
-    wide = sel.pivot_table(index=["seed", "training", "test"], columns="who", values="quantity", aggfunc="mean")
-    if claim.detector not in wide.columns or claim.baseline not in wide.columns:
-        return pd.Series(dtype=float)
-    diff = (wide[claim.detector] - wide[claim.baseline]).dropna()
-    counts = diff.groupby(level="seed").size()
-    complete = counts[counts == len(wanted)].index  # a seed counts only with every cell present
-    return diff[diff.index.get_level_values("seed").isin(complete)].groupby(level="seed").mean()
+    keep = [(str(t), str(c)) in wanted for t, c in zip(sel["training"], sel["test"])]
+    sel = sel[pd.Series(keep, index=sel.index, dtype=bool)]  # a bare empty list would select columns
+    quantity = (sel["fp"] + sel["fn"]) if claim.errors else sel["value"]
+    per_cell = quantity.groupby([sel["seed"], sel["training"], sel["test"]]).mean()
+    counts = per_cell.groupby(level="seed").size()
+    complete = counts[counts == len(wanted)].index
+    return per_cell[per_cell.index.get_level_values("seed").isin(complete)].groupby(level="seed").mean()
+
+
+def per_seed_gain(rows: pd.DataFrame, protocol: str, claim: Claim, cells: Cells) -> pd.Series:
+    """Per seed: mean over ``cells`` of the detector minus the baseline's mean over its cells
+    (the same cells unless the claim names the baseline's own); seeds both have."""
+    detector = per_seed_mean(rows, protocol, claim.detector, claim, cells)
+    if claim.baseline_protocol and protocol == claim.protocol:
+        baseline = per_seed_mean(rows, claim.baseline_protocol, claim.baseline, claim, claim.baseline_cells)
+    else:
+        baseline = per_seed_mean(rows, protocol, claim.baseline, claim, cells)
+    return (detector - baseline).dropna()
 
 
 def evaluate(rows: pd.DataFrame, claim: Claim) -> dict[str, object]:
@@ -191,12 +218,38 @@ def _markdown(table: pd.DataFrame, errors_claims: set[str]) -> str:
     return "\n".join(lines)
 
 
+KEY = ["protocol", "detector", "variant", "seed", "training", "test", "metric", "level", "perturbation"]
+
+
+def reference_rows(path: Path) -> pd.DataFrame:
+    """A reference file's per-seed cells as result-like rows (no fp/fn: NaN)."""
+    _, cells = load_reference_cells(path)
+    rows = pd.DataFrame(cells)
+    return rows.assign(variant=rows["variant"].fillna(""), perturbation=rows["perturbation"].fillna(""), fp=float("nan"), fn=float("nan"))
+
+
+def combined_rows(results: pd.DataFrame | None, reference: pd.DataFrame | None) -> pd.DataFrame:
+    """Results rows, plus the reference cells whose key no results row has."""
+    if reference is None or reference.empty:
+        return results if results is not None else pd.DataFrame(columns=KEY + ["value", "fp", "fn"])
+    if results is None or results.empty:
+        return reference
+    norm = results.assign(variant=results["variant"].fillna(""), perturbation=results["perturbation"].fillna(""))
+    have = set(map(tuple, norm[KEY].astype(str).itertuples(index=False)))
+    new = [k not in have for k in map(tuple, reference[KEY].astype(str).itertuples(index=False))]
+    return pd.concat([norm, reference[pd.Series(new, index=reference.index, dtype=bool)]], ignore_index=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=None, help="results directory (default $DFBENCH_RESULTS or ./results/runs)")
+    ap.add_argument("--reference", type=Path, default=None, help="a reference JSON's per-seed AUCs (with --results: where it has no row)")
     ap.add_argument("--claim", action="append", help="only this claim (repeatable)")
     args = ap.parse_args(argv)
-    rows = ResultsStore(args.results or get_settings().results).read_all()
+    results = None
+    if args.results is not None or args.reference is None:
+        results = ResultsStore(args.results or get_settings().results).read_all()
+    rows = combined_rows(results, reference_rows(args.reference) if args.reference else None)
     table = claims_table(rows, args.claim)
     print(_markdown(table, {c.name for c in CLAIMS if c.errors}))
     return 0

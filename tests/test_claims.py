@@ -77,14 +77,76 @@ def test_every_claim_names_a_shipped_protocol_detector_and_its_cells() -> None:
 
     detectors = set(list_detectors())
     for claim in claims.CLAIMS:
-        for protocol, cells in ((claim.protocol, claim.cells), (claim.contrast_protocol, claim.contrast_cells)):
+        for protocol, cells in ((claim.protocol, claim.cells), (claim.contrast_protocol, claim.contrast_cells),
+                                (claim.baseline_protocol, claim.baseline_cells)):
             if protocol is None:
                 continue
             spec = load_protocol(protocol)
             trainings = {t.name for t in spec.trainings}
-            tests = {t.name for t in spec.tests}
+            tests = {t.name: t for t in spec.tests}
             for training, test in cells:
                 assert training in trainings, (claim.name, training)
                 assert test in tests, (claim.name, test)
+                # a perturbed test's rows carry its op: the claim must filter on it
+                op = tests[test].perturbation.op if tests[test].perturbation else ""
+                assert op == claim.perturbation, (claim.name, test, op)
         for who in (claim.detector, claim.baseline):
             assert who.split(" [")[0] in detectors, (claim.name, who)
+
+
+def test_baseline_from_another_protocol_is_its_own_cells_mean() -> None:
+    """QAD Table 3: one model's cells against three single-quality models' cells elsewhere."""
+    claim = claims.Claim("q", "p", "t", "quality_agnostic", "qad", "erm", (("DF", "DF/raw"), ("DF", "DF/c40")),
+                         baseline_protocol="quality_aware", baseline_cells=(("DF@raw", "DF/raw"), ("DF@c40", "DF/c40")))
+    rows = []
+    for seed, (q_raw, q_c40, e_raw, e_c40) in enumerate(((0.9, 0.7, 0.95, 0.55), (0.8, 0.8, 0.9, 0.6), (0.85, 0.75, 0.9, 0.5))):
+        rows += [_row("quality_agnostic", "qad", seed, "DF", "DF/raw", q_raw), _row("quality_agnostic", "qad", seed, "DF", "DF/c40", q_c40),
+                 _row("quality_aware", "erm", seed, "DF@raw", "DF/raw", e_raw), _row("quality_aware", "erm", seed, "DF@c40", "DF/c40", e_c40),
+                 # the blind erm model of quality_agnostic is not the baseline here
+                 _row("quality_agnostic", "erm", seed, "DF", "DF/raw", 0.0), _row("quality_agnostic", "erm", seed, "DF", "DF/c40", 0.0)]
+    out = claims.evaluate(pd.DataFrame(rows), claim)
+    # per seed: (0.8 - 0.75, 0.8 - 0.75, 0.8 - 0.7) = (0.05, 0.05, 0.10)
+    assert out["n"] == 3 and out["mean"] == pytest.approx(0.2 / 3)
+    # no quality_aware runs: not run, never a comparison with the wrong baseline
+    no_aware = pd.DataFrame([r for r in rows if r["protocol"] != "quality_aware"])
+    assert claims.evaluate(no_aware, claim)["verdict"].startswith("not run")
+
+
+def test_reference_cells_read_as_rows_and_results_win(tmp_path: Path) -> None:
+    import json
+
+    cell = {"backbone": "resnet10t", "detector": "b", "level": "video", "metric": "auc", "perturbation": None,
+            "preset": "mini", "protocol": "cross_quality", "strength": None, "test": "NT/c40", "training": "raw", "variant": None}
+    cells = [{**cell, "seed": s, "value": v} for s, v in ((0, 0.6), (1, 0.7), (2, 0.8))]
+    cells += [{**cell, "detector": "a", "seed": s, "value": 0.5} for s in range(3)]
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps({"tolerance": 0.02, "cells": cells}))
+    ref = claims.reference_rows(path)
+    claim = claims.Claim("c", "p", "t", "cross_quality", "b", "a", (("raw", "NT/c40"),))
+    out = claims.evaluate(ref, claim)
+    assert out["n"] == 3 and out["mean"] == pytest.approx(0.2)
+    # a results row of the same key (b, seed 2) replaces the reference cell: gains 0.1, 0.2, 0.0
+    results = pd.DataFrame([_row("cross_quality", "b", 2, "raw", "NT/c40", 0.5)])
+    out = claims.evaluate(claims.combined_rows(results, ref), claim)
+    assert out["mean"] == pytest.approx(0.1)
+    # the reference keeps no fp/fn: an errors claim finds nothing to compare
+    err = claims.Claim(**{**claim.__dict__, "errors": True})
+    assert claims.evaluate(ref, err)["verdict"].startswith("not run")
+
+
+def test_paper_directions_runs_every_claims_pair_and_only_shipped_names() -> None:
+    """benchmarks/paper_directions.sh is how the claims' runs are made: it must cover them."""
+    import re
+
+    from dfbench.benchmark.protocol import list_protocols
+    from dfbench.detectors.catalog import list_detectors
+
+    text = (_SCRIPT.parent / "paper_directions.sh").read_text()
+    pairs = {tuple(p.split(":")) for body in re.findall(r'\[\w+\]="([^"]*)"', text) for p in body.split()}
+    assert pairs and all(d in set(list_detectors()) and p in set(list_protocols()) for p, d in pairs), pairs
+    for claim in claims.CLAIMS:
+        for protocol, who in ((claim.protocol, claim.detector), (claim.protocol, claim.baseline),
+                              (claim.baseline_protocol or claim.protocol, claim.baseline),
+                              (claim.contrast_protocol or claim.protocol, claim.detector),
+                              (claim.contrast_protocol or claim.protocol, claim.baseline)):
+            assert (protocol, who.split(" [")[0]) in pairs, (claim.name, protocol, who)
