@@ -159,8 +159,19 @@ def _print_matrices(rows: Any, what: str, request: Any) -> None:
         for level in ("video", "frame"):
             table = matrix_table(rows, metric="auc", level=level)
             if not table.empty:
-                print(f"\n{level}-level AUC {what}; rows = training, columns = test")
-                print(table.to_string())
+                print(f"\n{level}-level AUC {what}; {format_matrix(table)}")
+
+
+MATRIX_MAX_COLUMNS = 10  # wider than this, a matrix line outgrows a terminal
+
+
+def format_matrix(table: Any) -> str:
+    """A training × test AUC table as text: the matrix while it fits a terminal, else one line
+    per measured cell (laundering's 66 perturbed columns, quality_aware's 21 × 21 diagonal)."""
+    if table.shape[1] <= MATRIX_MAX_COLUMNS:
+        return "rows = training, columns = test\n" + table.to_string()
+    cells = table.stack().dropna().rename("AUC").rename_axis(["training", "test"]).reset_index()
+    return "one line per cell\n" + cells.to_string(index=False)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

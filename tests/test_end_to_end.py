@@ -117,3 +117,23 @@ def test_user_mistakes_are_one_line_errors(env, capsys) -> None:
     assert "KEY=VALUE" in capsys.readouterr().err
     assert run_cli("run", "--protocol", "cross_dataset", "--detector", "erm", "--data-root", str(env / "nowhere")) == 2
     assert "--data-root" in capsys.readouterr().err
+
+
+def test_wide_auc_matrix_prints_one_line_per_cell() -> None:
+    """laundering's 66 perturbed columns or quality_aware's 21 x 21 diagonal would print as lines
+    hundreds of characters wide: past MATRIX_MAX_COLUMNS a run lists one measured cell a line."""
+    import pandas as pd
+
+    from dfbench.benchmark.cli import MATRIX_MAX_COLUMNS, format_matrix
+
+    narrow = pd.DataFrame({"NT/raw": [0.9, 0.6], "NT/c40": [0.55, 0.8]}, index=pd.Index(["raw", "c40"], name="training"))
+    assert format_matrix(narrow).splitlines()[0] == "rows = training, columns = test"
+    tests = [f"T{i}/raw" for i in range(MATRIX_MAX_COLUMNS + 1)]
+    wide = pd.DataFrame(float("nan"), index=pd.Index([f"T{i}@raw" for i in range(len(tests))], name="training"), columns=tests)
+    for i, t in enumerate(tests):
+        wide.loc[f"T{i}@raw", t] = 0.5 + i / 100  # diagonal only, like quality_aware
+    lines = format_matrix(wide).splitlines()
+    assert lines[0] == "one line per cell" and lines[1].split() == ["training", "test", "AUC"]
+    assert len(lines) == 2 + len(tests)  # the empty off-diagonal cells are not listed
+    assert lines[-1].split() == [f"T{len(tests) - 1}@raw", tests[-1], "0.60"]
+    assert max(map(len, lines)) < 60
