@@ -165,9 +165,14 @@ def _print_matrices(rows: Any, what: str, request: Any) -> None:
 MATRIX_MAX_COLUMNS = 10  # wider than this, a matrix line outgrows a terminal
 
 
+MATRIX_MAX_LABEL = 40  # an average over every training is labelled by all their names joined
+
+
 def format_matrix(table: Any) -> str:
     """A training × test AUC table as text: the matrix while it fits a terminal, else one line
-    per measured cell (laundering's 66 perturbed columns, quality_aware's 21 × 21 diagonal)."""
+    per measured cell (laundering's 66 perturbed columns, quality_aware's 21 × 21 diagonal).
+    Training labels longer than MATRIX_MAX_LABEL are cut with "…" (the results keep them whole)."""
+    table = table.rename(index=lambda t: t if len(str(t)) <= MATRIX_MAX_LABEL else f"{str(t)[: MATRIX_MAX_LABEL - 1]}…")
     if table.shape[1] <= MATRIX_MAX_COLUMNS:
         return "rows = training, columns = test\n" + table.to_string()
     cells = table.stack().dropna().rename("AUC").rename_axis(["training", "test"]).reset_index()

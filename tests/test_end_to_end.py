@@ -137,3 +137,8 @@ def test_wide_auc_matrix_prints_one_line_per_cell() -> None:
     assert len(lines) == 2 + len(tests)  # the empty off-diagonal cells are not listed
     assert lines[-1].split() == [f"T{len(tests) - 1}@raw", tests[-1], "0.60"]
     assert max(map(len, lines)) < 60
+    # an across-trainings average is labelled by all 21 names joined: cut, so lines stay short
+    wide.loc["+".join(wide.index), tests[0]] = 0.7
+    lines = format_matrix(wide).splitlines()
+    assert len(lines) == 3 + len(tests) and max(map(len, lines)) < 70
+    assert lines[-1].split()[0].endswith("…") and lines[-1].split()[-1] == "0.70"
