@@ -163,8 +163,6 @@ def _print_matrices(rows: Any, what: str, request: Any) -> None:
 
 
 MATRIX_MAX_COLUMNS = 10  # wider than this, a matrix line outgrows a terminal
-
-
 MATRIX_MAX_LABEL = 40  # an average over every training is labelled by all their names joined
 
 

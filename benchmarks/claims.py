@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from dfbench.benchmark.check import load_reference_cells
+from dfbench.benchmark.check import cell_key, load_reference_cells
 from dfbench.benchmark.results import ResultsStore
 from dfbench.benchmark.settings import get_settings
 
@@ -170,21 +170,19 @@ def per_seed_mean(rows: pd.DataFrame, protocol: str, who: str, claim: Claim, cel
     return per_cell[per_cell.index.get_level_values("seed").isin(complete)].groupby(level="seed").mean()
 
 
-def per_seed_gain(rows: pd.DataFrame, protocol: str, claim: Claim, cells: Cells) -> pd.Series:
-    """Per seed: mean over ``cells`` of the detector minus the baseline's mean over its cells
-    (the same cells unless the claim names the baseline's own); seeds both have."""
+def per_seed_gain(rows: pd.DataFrame, claim: Claim, protocol: str, cells: Cells, baseline_protocol: str, baseline_cells: Cells) -> pd.Series:
+    """Per seed: the detector's mean over ``cells`` minus the baseline's over its cells; seeds both have."""
     detector = per_seed_mean(rows, protocol, claim.detector, claim, cells)
-    if claim.baseline_protocol and protocol == claim.protocol:
-        baseline = per_seed_mean(rows, claim.baseline_protocol, claim.baseline, claim, claim.baseline_cells)
-    else:
-        baseline = per_seed_mean(rows, protocol, claim.baseline, claim, cells)
+    baseline = per_seed_mean(rows, baseline_protocol, claim.baseline, claim, baseline_cells)
     return (detector - baseline).dropna()
 
 
 def evaluate(rows: pd.DataFrame, claim: Claim) -> dict[str, object]:
-    gain = per_seed_gain(rows, claim.protocol, claim, claim.cells)
+    gain = per_seed_gain(rows, claim, claim.protocol, claim.cells,
+                         claim.baseline_protocol or claim.protocol, claim.baseline_cells or claim.cells)
     if claim.contrast_protocol:
-        other = per_seed_gain(rows, claim.contrast_protocol, claim, claim.contrast_cells)
+        c = claim.contrast_protocol
+        other = per_seed_gain(rows, claim, c, claim.contrast_cells, c, claim.contrast_cells)
         gain = (gain - other).dropna()
     n = len(gain)
     out: dict[str, object] = {"claim": claim.name, "paper": claim.paper, "text": claim.text, "n": n}
@@ -218,26 +216,21 @@ def _markdown(table: pd.DataFrame, errors_claims: set[str]) -> str:
     return "\n".join(lines)
 
 
-KEY = ["protocol", "detector", "variant", "seed", "training", "test", "metric", "level", "perturbation"]
-
-
 def reference_rows(path: Path) -> pd.DataFrame:
     """A reference file's per-seed cells as result-like rows (no fp/fn: NaN)."""
     _, cells = load_reference_cells(path)
-    rows = pd.DataFrame(cells)
-    return rows.assign(variant=rows["variant"].fillna(""), perturbation=rows["perturbation"].fillna(""), fp=float("nan"), fn=float("nan"))
+    return pd.DataFrame(cells).assign(fp=float("nan"), fn=float("nan"))
 
 
-def combined_rows(results: pd.DataFrame | None, reference: pd.DataFrame | None) -> pd.DataFrame:
-    """Results rows, plus the reference cells whose key no results row has."""
+def combined_rows(results: pd.DataFrame | None, reference: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Results rows, plus the reference cells whose key (``check.cell_key``) no results row has."""
     if reference is None or reference.empty:
-        return results if results is not None else pd.DataFrame(columns=KEY + ["value", "fp", "fn"])
+        return results
     if results is None or results.empty:
         return reference
-    norm = results.assign(variant=results["variant"].fillna(""), perturbation=results["perturbation"].fillna(""))
-    have = set(map(tuple, norm[KEY].astype(str).itertuples(index=False)))
-    new = [k not in have for k in map(tuple, reference[KEY].astype(str).itertuples(index=False))]
-    return pd.concat([norm, reference[pd.Series(new, index=reference.index, dtype=bool)]], ignore_index=True)
+    have = {cell_key(r) for r in results.to_dict("records")}
+    new = pd.Series([cell_key(c) not in have for c in reference.to_dict("records")], index=reference.index, dtype=bool)
+    return pd.concat([results, reference[new]], ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> int:

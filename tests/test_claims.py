@@ -126,9 +126,12 @@ def test_reference_cells_read_as_rows_and_results_win(tmp_path: Path) -> None:
     out = claims.evaluate(ref, claim)
     assert out["n"] == 3 and out["mean"] == pytest.approx(0.2)
     # a results row of the same key (b, seed 2) replaces the reference cell: gains 0.1, 0.2, 0.0
-    results = pd.DataFrame([_row("cross_quality", "b", 2, "raw", "NT/c40", 0.5)])
-    out = claims.evaluate(claims.combined_rows(results, ref), claim)
+    same = {**_row("cross_quality", "b", 2, "raw", "NT/c40", 0.5), "backbone": "resnet10t", "preset": "mini", "strength": float("nan")}
+    out = claims.evaluate(claims.combined_rows(pd.DataFrame([same]), ref), claim)
     assert out["mean"] == pytest.approx(0.1)
+    # another backbone's row is another cell (check.cell_key): the reference cell is kept beside it
+    other = pd.DataFrame([{**same, "backbone": "resnet50"}])
+    assert len(claims.combined_rows(other, ref)) == len(ref) + 1
     # the reference keeps no fp/fn: an errors claim finds nothing to compare
     err = claims.Claim(**{**claim.__dict__, "errors": True})
     assert claims.evaluate(ref, err)["verdict"].startswith("not run")
