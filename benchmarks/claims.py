@@ -29,6 +29,7 @@ prints), and every claim is printed whichever way it falls.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from dfbench.benchmark.check import cell_key, load_reference_cells
+from dfbench.benchmark.errors import DfbenchError
 from dfbench.benchmark.results import ResultsStore
 from dfbench.benchmark.settings import get_settings
 
@@ -239,10 +241,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=Path, default=None, help="a reference JSON's per-seed AUCs (with --results: where it has no row)")
     ap.add_argument("--claim", action="append", help="only this claim (repeatable)")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.claim or ()) - {c.name for c in CLAIMS})
+    if unknown:  # an unknown name would print an empty table
+        print(f"error: --claim: no claim named {', '.join(unknown)} (see CLAIMS in {Path(__file__).name})", file=sys.stderr)
+        return 2
+    if args.results is not None and not args.results.is_dir():  # a typo would read as "not run" everywhere
+        print(f"error: --results: {args.results} is not a directory", file=sys.stderr)
+        return 2
     results = None
     if args.results is not None or args.reference is None:
         results = ResultsStore(args.results or get_settings().results).read_all()
-    rows = combined_rows(results, reference_rows(args.reference) if args.reference else None)
+    try:
+        reference = reference_rows(args.reference) if args.reference else None
+    except DfbenchError as exc:  # missing or malformed file: one line, before any table
+        print(f"error: --reference: {exc}", file=sys.stderr)
+        return 2
+    rows = combined_rows(results, reference)
     table = claims_table(rows, args.claim)
     print(_markdown(table, {c.name for c in CLAIMS if c.errors}))
     return 0

@@ -153,3 +153,26 @@ def test_paper_directions_runs_every_claims_pair_and_only_shipped_names() -> Non
                               (claim.contrast_protocol or claim.protocol, claim.detector),
                               (claim.contrast_protocol or claim.protocol, claim.baseline)):
             assert (protocol, who.split(" [")[0]) in pairs, (claim.name, protocol, who)
+
+
+def test_bad_reference_file_is_one_line_error(tmp_path: Path, capsys) -> None:
+    """--reference: a missing or malformed file exits 2 with one line naming the option and the path."""
+    missing = tmp_path / "missing.json"
+    assert claims.main(["--reference", str(missing)]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and len(err.err.strip().splitlines()) == 1
+    assert err.err.startswith("error: --reference:") and str(missing) in err.err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"cells": 3}')
+    assert claims.main(["--reference", str(bad)]) == 2
+    assert "list under 'cells'" in capsys.readouterr().err
+
+
+def test_unknown_claim_or_results_dir_is_one_line_error(tmp_path: Path, capsys) -> None:
+    """A typo in --claim or --results would print a table of "not run": it exits 2 instead."""
+    assert claims.main(["--results", str(tmp_path / "nope"), "--claim", "two_gen_bat_raw_c40"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --results:") and len(err.strip().splitlines()) == 1
+    assert claims.main(["--results", str(tmp_path), "--claim", "no_such_claim"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --claim:") and "no_such_claim" in err
